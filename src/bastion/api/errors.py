@@ -1,0 +1,102 @@
+"""The one place where errors become HTTP: AppError kinds, framework errors, validation errors.
+
+Unexpected exceptions never reach here; the edge middleware turns them into a generic 500 problem
+and logs the traceback with the request id.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from bastion import errors
+from bastion.api.problems import problem_response
+
+# Most specific first: the first kind in an error's MRO that appears here decides the status.
+STATUS_BY_KIND: dict[type[errors.AppError], int] = {
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.InvalidInput: 400,
+    errors.Unauthenticated: 401,
+    errors.Forbidden: 403,
+    errors.Gone: 410,
+    errors.RateLimited: 429,
+    errors.NotImplementedYet: 501,
+    errors.Unavailable: 503,
+}
+VALIDATION_ERRORS_SHOWN = 20
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def status_for(error: errors.AppError) -> int:
+    for kind in type(error).__mro__:
+        if kind in STATUS_BY_KIND:
+            return STATUS_BY_KIND[kind]
+    return 500
+
+
+async def _app_error(request: Request, raised: Exception) -> Response:
+    exc = cast(errors.AppError, raised)  # registered for AppError only
+    headers = {}
+    if isinstance(exc, errors.RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    slug = exc.code.rsplit(".", 1)[-1].replace("_", "-")
+    return problem_response(
+        status_for(exc),
+        detail=exc.detail,
+        code=exc.code,
+        slug=slug,
+        request_id=_request_id(request),
+        headers=headers,
+        extra=dict(exc.details),
+    )
+
+
+async def _http_error(request: Request, raised: Exception) -> Response:
+    exc = cast(StarletteHTTPException, raised)  # registered for it only
+    detail = exc.detail if isinstance(exc.detail, str) else "The request could not be completed."
+    return problem_response(
+        exc.status_code,
+        detail=detail,
+        code=f"http.{exc.status_code}",
+        request_id=_request_id(request),
+        headers=exc.headers,
+    )
+
+
+def _clean_validation_error(error: dict[str, Any]) -> dict[str, Any]:
+    # Never echo the submitted value back: it may be a password.
+    return {
+        "loc": [str(part) for part in error.get("loc", ())],
+        "msg": error.get("msg"),
+        "type": error.get("type"),
+    }
+
+
+async def _validation_error(request: Request, raised: Exception) -> Response:
+    exc = cast(RequestValidationError, raised)  # registered for it only
+    problems = [_clean_validation_error(e) for e in exc.errors()[:VALIDATION_ERRORS_SHOWN]]
+    malformed = any(p["type"] == "json_invalid" for p in problems)
+    return problem_response(
+        400 if malformed else 422,
+        detail="The request body is not valid JSON."
+        if malformed
+        else "The request does not match the expected shape.",
+        code="http.malformed_json" if malformed else "http.validation_failed",
+        slug="malformed-json" if malformed else "validation-failed",
+        request_id=_request_id(request),
+        extra={"errors": problems},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.AppError, _app_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)

@@ -1,0 +1,39 @@
+"""Liveness and readiness probes, for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from bastion.api.deps import ContainerDep
+from bastion.api.problems import problem_response
+from bastion.api.schemas import Health
+from bastion.bootstrap import readiness_problems
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    """The process is alive and answering. Says nothing about its dependencies."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"description": "Not ready; the problem lists each failing check."}},
+)
+def readyz(request: Request, container: ContainerDep) -> Health | Response:
+    """Ready to serve: the database answers with its schema, and the master key loads."""
+    problems = readiness_problems(container)
+    if problems:
+        return problem_response(
+            503,
+            detail="; ".join(f"{name}: {reason}" for name, reason in sorted(problems.items())),
+            code="health.not_ready",
+            slug="not-ready",
+            request_id=getattr(request.state, "request_id", None),
+            extra={"checks": problems},
+        )
+    return Health(status="ready")

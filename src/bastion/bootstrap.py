@@ -1,0 +1,158 @@
+"""Composition root: Settings in, wired services out. Used by the API and the CLI alike."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from bastion.crypto import LocalKeyProvider, create_key_file, write_self_signed_certificate
+from bastion.crypto.errors import KeyFileError
+from bastion.db import UnitOfWork, assert_schema_current, make_engine, upgrade_to_head
+from bastion.db.engine import sqlite_path
+from bastion.errors import StartupError
+from bastion.identity import FirstOperatorBootstrap
+from bastion.kernel.clock import Clock, SystemClock
+from bastion.settings import Settings
+
+T = TypeVar("T")
+DATA_DIR_MODE = 0o700
+DATABASE_FILE_MODE = 0o600
+READINESS_TIMEOUT_SECONDS = 2
+
+
+@dataclass
+class Container:
+    """Everything a request or a command needs, built once."""
+
+    settings: Settings
+    engine: Engine
+    uow: UnitOfWork
+    clock: Clock
+    key_provider: LocalKeyProvider
+    first_operator: FirstOperatorBootstrap
+    notes: list[str] = field(default_factory=list)
+
+
+def build(settings: Settings, *, clock: Clock | None = None, create: bool = False) -> Container:
+    clock = clock or SystemClock()
+    engine = make_engine(settings.resolved_database_url, create=create)
+    key_base64 = settings.crypto.key_base64
+    return Container(
+        settings=settings,
+        engine=engine,
+        uow=UnitOfWork(engine),
+        clock=clock,
+        key_provider=LocalKeyProvider(
+            key_file=settings.key_file,
+            key_base64=key_base64.get_secret_value() if key_base64 else None,
+        ),
+        first_operator=FirstOperatorBootstrap(clock=clock),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class InitReport:
+    created_key: bool
+    created_certificate: bool
+    revision_before: str | None
+    revision_after: str
+
+
+def initialise(settings: Settings) -> InitReport:
+    """Create the data directory, master key, TLS certificate and schema; never overwrites."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, DATA_DIR_MODE)
+    created_key = False
+    if settings.crypto.key_base64 is None:
+        created_key = create_key_file(settings.key_file)
+    created_certificate = False
+    if settings.tls.cert_file is None and settings.tls.key_file is None:
+        created_certificate = write_self_signed_certificate(
+            settings.cert_file, settings.cert_key_file
+        )
+    container = build(settings, create=True)
+    try:
+        container.key_provider.load()
+        before, after = _guard_database(lambda: upgrade_to_head(container.engine), settings)
+        database_file = sqlite_path(settings.resolved_database_url)
+        if database_file is not None:
+            os.chmod(database_file, DATABASE_FILE_MODE)
+    finally:
+        container.engine.dispose()
+    return InitReport(created_key, created_certificate, before, after)
+
+
+def _describe_database_failure(exc: Exception, settings: Settings) -> str:
+    path = sqlite_path(settings.resolved_database_url)
+    original = getattr(exc, "orig", exc)
+    if path is not None:
+        if isinstance(original, sqlite3.DatabaseError) and "not a database" in str(original):
+            return f"database file {path} is not a SQLite database (corrupt or overwritten)"
+        if not path.exists():
+            return f"database file {path} does not exist; run `bastion init`"
+        return f"database file {path} cannot be opened: {original}"
+    return f"database unreachable: {str(original).strip().splitlines()[0]}"
+
+
+def _guard_database(action: Callable[[], T], settings: Settings) -> T:
+    try:
+        return action()
+    except (OperationalError, DBAPIError, sqlite3.DatabaseError) as exc:
+        raise StartupError(_describe_database_failure(exc, settings)) from None
+
+
+def preflight(container: Container) -> None:
+    """Refuse to serve unless keys, certificate and schema are all usable (one-line StartupError)."""
+    settings = container.settings
+    container.key_provider.load()
+    for label, path in (("certificate", settings.cert_file), ("key", settings.cert_key_file)):
+        if not path.is_file():
+            raise StartupError(
+                f"TLS {label} file {path} is missing; run `bastion init`, or set "
+                f"BASTION_TLS__CERT_FILE and BASTION_TLS__KEY_FILE"
+            )
+    _guard_database(lambda: assert_schema_current(container.engine), settings)
+
+
+def readiness_problems(container: Container) -> dict[str, str]:
+    """What stops this process from serving right now; empty when ready."""
+    problems: dict[str, str] = {}
+    try:
+        container.key_provider.load()
+    except KeyFileError as exc:
+        problems["keys"] = str(exc)
+    try:
+        _probe_database(container)
+    except StartupError as exc:
+        problems["database"] = str(exc)
+    return problems
+
+
+def _probe_database(container: Container) -> None:
+    settings = container.settings
+    path = sqlite_path(settings.resolved_database_url)
+    if path is not None:
+        # A fresh connection each probe: a pooled one keeps a deleted or unreadable file open.
+        def probe_sqlite() -> None:
+            connection = sqlite3.connect(
+                f"file:{path}?mode=rw", uri=True, timeout=READINESS_TIMEOUT_SECONDS
+            )
+            try:
+                connection.execute("SELECT version_num FROM alembic_version").fetchall()
+            finally:
+                connection.close()
+
+        _guard_database(probe_sqlite, settings)
+        return
+
+    def probe_server() -> None:
+        with container.engine.connect() as connection:
+            connection.execute(text("SELECT version_num FROM alembic_version")).all()
+
+    _guard_database(probe_server, settings)

@@ -1,0 +1,1 @@
+"""Command line (Typer + Rich). Thin: each command calls the container and formats the result."""

@@ -1,0 +1,116 @@
+"""The `bastion` command."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from bastion import __version__
+from bastion.bootstrap import build, initialise
+from bastion.cli.context import SettingsLoader, clear_failures, console, settings_from
+from bastion.db import upgrade_to_head
+from bastion.identity.first_operator import BOOTSTRAP_PATH
+from bastion.kernel.redact import redact_url
+from bastion.logs import configure_logging
+
+app = typer.Typer(
+    name="bastion",
+    help="Bastion: a security-first multi-tenant backend that proves its own security policy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@app.callback()
+def main(ctx: typer.Context) -> None:
+    """Settings come from BASTION_* environment variables and the TOML file in BASTION_CONFIG."""
+    ctx.obj = SettingsLoader()
+
+
+@app.command()
+def version() -> None:
+    """Print the Bastion version."""
+    console.print(__version__)
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create the data directory, master key (0600), TLS certificate and database schema.
+
+    Safe to run again: existing keys and certificates are never overwritten.
+    """
+    settings = settings_from(ctx)
+    with clear_failures():
+        report = initialise(settings)
+    console.print(f"data directory  {settings.data_dir.resolve()}")
+    key_state = "created" if report.created_key else "kept"
+    console.print(f"master key      {settings.key_file} ({key_state})")
+    cert_state = "created" if report.created_certificate else "kept"
+    console.print(f"certificate     {settings.cert_file} ({cert_state})")
+    console.print(f"schema          {report.revision_before or 'empty'} -> {report.revision_after}")
+
+
+@app.command()
+def migrate(ctx: typer.Context) -> None:
+    """Apply pending database migrations (the same ones on SQLite and PostgreSQL)."""
+    settings = settings_from(ctx)
+    configure_logging(settings.log)
+    with clear_failures():
+        container = build(settings)
+        before, after = upgrade_to_head(container.engine)
+    console.print(f"schema {before or 'empty'} -> {after}")
+
+
+@app.command()
+def serve(ctx: typer.Context) -> None:
+    """Serve the HTTPS API on BASTION_HOST:BASTION_PORT (default https://127.0.0.1:8443).
+
+    Refuses to start, with one line saying why, if the key file is missing or readable by others,
+    the certificate is missing, the schema is not current, or the port is taken.
+    """
+    from bastion.cli.server import serve as run_server  # uvicorn is only needed here
+
+    settings = settings_from(ctx)
+    configure_logging(settings.log)
+    with clear_failures():
+        run_server(build(settings))
+
+
+@app.command()
+def bootstrap(ctx: typer.Context) -> None:
+    """Issue a new first-operator bootstrap link (valid one hour); earlier links stop working."""
+    settings = settings_from(ctx)
+    with clear_failures():
+        container = build(settings)
+        with container.uow.begin() as session:
+            issued = container.first_operator.issue(session)
+    console.print(f"{settings.base_url}{BOOTSTRAP_PATH}?token={issued.token}", soft_wrap=True)
+    console.print(f"valid until {issued.expires_at.isoformat()}")
+
+
+def _effective(ctx: typer.Context) -> dict[str, Any]:
+    settings = settings_from(ctx)
+    shown: dict[str, Any] = settings.model_dump(mode="json")
+    shown["database_url"] = redact_url(settings.resolved_database_url)
+    shown["paths"] = {
+        "key_file": str(settings.key_file),
+        "cert_file": str(settings.cert_file),
+        "cert_key_file": str(settings.cert_key_file),
+    }
+    return shown
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context) -> None:
+    """Print the effective settings as JSON, secrets redacted."""
+    console.print_json(json.dumps(_effective(ctx)))
+
+
+def run() -> None:
+    app()
+

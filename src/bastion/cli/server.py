@@ -1,0 +1,92 @@
+"""`bastion serve`: preflight checks, the first-start bootstrap link, then Uvicorn over TLS."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import ssl
+
+import structlog
+import uvicorn
+
+from bastion.api import create_app
+from bastion.bootstrap import Container, preflight
+from bastion.errors import StartupError
+from bastion.identity.first_operator import BOOTSTRAP_PATH
+
+# TLS 1.2 suites (TLS 1.3 suites are fixed by OpenSSL): forward secrecy and AEAD only.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+SOCKET_BACKLOG = 2048
+
+log = structlog.get_logger("bastion.serve")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind before anything else, so a taken port is one clear line instead of a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {host} is already in use; stop the other process or set "
+                f"BASTION_PORT"
+            ) from None
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(SOCKET_BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _check_certificate(container: Container) -> None:
+    settings = container.settings
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.cert_file, settings.cert_key_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise StartupError(
+            f"TLS certificate {settings.cert_file} or key {settings.cert_key_file} cannot be "
+            f"used: {exc}"
+        ) from None
+
+
+def announce_bootstrap_link(container: Container) -> str | None:
+    """On the very first start only: issue the bootstrap token and return the link to print."""
+    with container.uow.begin() as session:
+        issued = container.first_operator.issue_if_first_start(session)
+    if issued is None:
+        return None
+    return f"{container.settings.base_url}{BOOTSTRAP_PATH}?token={issued.token}"
+
+
+def serve(container: Container) -> None:
+    settings = container.settings
+    preflight(container)
+    _check_certificate(container)
+    sock = bind_socket(settings.host, settings.port)
+    link = announce_bootstrap_link(container)
+    if link is not None:
+        # Printed to the terminal only, never logged: the link is a credential.
+        print(  # noqa: T201
+            "\nFirst start: create the first operator account within one hour at\n"
+            f"  {link}\nThis link is shown once and works once.\n",
+            flush=True,
+        )
+    config = uvicorn.Config(
+        create_app(container),
+        ssl_certfile=str(settings.cert_file),
+        ssl_keyfile=str(settings.cert_key_file),
+        ssl_ciphers=TLS12_CIPHERS,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,  # the edge middleware decides whom to believe
+        http="httptools",
+        loop="uvloop",
+        timeout_graceful_shutdown=10,
+    )
+    log.info("serve.listening", url=settings.base_url, env=settings.env)
+    uvicorn.Server(config).run(sockets=[sock])

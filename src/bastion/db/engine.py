@@ -1,0 +1,81 @@
+"""Engines with Bastion's connection policy.
+
+SQLite: WAL, ``synchronous=FULL`` (an acknowledged write survives power loss), foreign keys on and a
+busy timeout; the file is opened read-write *without* create, so a deleted database is an error and
+never a silent, empty new one. PostgreSQL: psycopg 3, pre-ping, bounded pool waits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
+
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+POOL_TIMEOUT_SECONDS = 5
+PG_CONNECT_TIMEOUT_SECONDS = 5
+
+
+def normalise_url(url: str) -> str:
+    """Pin the driver: ``postgresql://`` means psycopg 3, ``sqlite://`` means the stdlib module."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if parsed.drivername == "sqlite":
+        return parsed.set(drivername="sqlite+pysqlite").render_as_string(hide_password=False)
+    return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL, or None for any other backend."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        return None
+    return Path(parsed.database)
+
+
+def _sqlite_connect(path: Path, *, create: bool) -> sqlite3.Connection:
+    mode = "rwc" if create else "rw"
+    return sqlite3.connect(
+        f"file:{path}?mode={mode}",
+        uri=True,
+        timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
+        check_same_thread=False,
+    )
+
+
+def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def make_engine(url: str, *, create: bool = False) -> Engine:
+    """An engine for ``url``. ``create`` allows a missing SQLite file to be created (init only)."""
+    url = normalise_url(url)
+    path = sqlite_path(url)
+    if path is not None:
+        engine = create_engine(
+            "sqlite+pysqlite://",
+            creator=lambda: _sqlite_connect(path, create=create),
+            # A file database: pool real connections (the URL alone would pick a memory-db pool).
+            poolclass=QueuePool,
+            pool_timeout=POOL_TIMEOUT_SECONDS,
+        )
+        event.listen(engine, "connect", _apply_sqlite_pragmas)
+        return engine
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS},
+    )

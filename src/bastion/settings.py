@@ -1,0 +1,193 @@
+"""The one settings object.
+
+Built once at the edge (CLI callback, ``create_app``) and passed down; nothing else in Bastion
+reads the environment. Sources, strongest first: explicit arguments, ``BASTION_*`` environment
+variables (``__`` separates nested keys, e.g. ``BASTION_HTTP__MAX_BODY_BYTES``), then an optional
+TOML file named by ``BASTION_CONFIG``. Unknown keys are refused everywhere, so a typo never silently
+falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bastion.errors import ConfigError
+
+ENV_PREFIX = "BASTION_"
+NESTED_DELIMITER = "__"
+CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG"
+MIB = 1024 * 1024
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpSettings(_Section):
+    """The HTTP edge: body limit and which peers may speak for the client address."""
+
+    max_body_bytes: int = Field(default=MIB, ge=1024, le=64 * MIB)
+    # X-Forwarded-For is believed only when the direct peer is one of these networks.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    hsts_max_age_seconds: int = Field(default=63_072_000, ge=0)
+
+
+class TlsSettings(_Section):
+    """Certificate and key paths; default to the self-signed pair `bastion init` writes."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+class CryptoSettings(_Section):
+    """Where the master key (KEK) lives."""
+
+    provider: Literal["local"] = "local"
+    key_file: Path | None = None
+    # For containers: the 32-byte key as base64, instead of a file.
+    key_base64: SecretStr | None = None
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_output: bool = True
+
+
+class Settings(BaseSettings):
+    """Everything Bastion can be told. Paths default to places under ``data_dir``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    env: Literal["dev", "test", "prod"] = "dev"
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8443, ge=1, le=65535)
+    public_url: str | None = None
+    database_url: SecretStr | None = None
+    http: HttpSettings = HttpSettings()
+    tls: TlsSettings = TlsSettings()
+    crypto: CryptoSettings = CryptoSettings()
+    log: LogSettings = LogSettings()
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.env == "prod" and self.public_url and not self.public_url.startswith("https://"):
+            raise ValueError("public_url must be https:// in prod")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _config_file_from(os.environ)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    # Derived locations: one place decides where each file lives.
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'bastion.db'}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.crypto.key_file or self.data_dir / "master.key"
+
+    @property
+    def cert_file(self) -> Path:
+        return self.tls.cert_file or self.data_dir / "tls" / "cert.pem"
+
+    @property
+    def cert_key_file(self) -> Path:
+        return self.tls.key_file or self.data_dir / "tls" / "key.pem"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
+
+
+def _config_file_from(environ: Mapping[str, str]) -> Path | None:
+    value = environ.get(CONFIG_FILE_VARIABLE)
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigError(f"{CONFIG_FILE_VARIABLE}: no such file: {path}")
+    return path
+
+
+def _unknown_environment_keys(environ: Mapping[str, str]) -> list[str]:
+    """Names of BASTION_* variables that match no setting (pydantic-settings ignores them)."""
+    unknown = []
+    for name in environ:
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_VARIABLE:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split(NESTED_DELIMITER)
+        model: type[BaseModel] | None = Settings
+        for part in path:
+            field = model.model_fields.get(part) if model is not None else None
+            if field is None:
+                unknown.append(name)
+                break
+            annotation = field.annotation
+            model = (
+                annotation
+                if isinstance(annotation, type) and issubclass(annotation, BaseModel)
+                else None
+            )
+    return sorted(unknown)
+
+
+def _describe(error: Mapping[str, Any], *, from_env: Mapping[str, str]) -> str:
+    location = [str(part) for part in error["loc"]]
+    dotted = ".".join(location) or "settings"
+    env_name = ENV_PREFIX + NESTED_DELIMITER.join(location).upper()
+    name = env_name if env_name in from_env else dotted
+    if error["type"] == "extra_forbidden":
+        return f"{name}: unknown setting"
+    return f"{name}: {error['msg']}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment (and TOML file), or raise ConfigError.
+
+    The error message names every offending key; the CLI turns it into exit status 2.
+    """
+    environ = dict(os.environ)
+    unknown = _unknown_environment_keys(environ)
+    if unknown:
+        raise ConfigError("; ".join(f"{name}: unknown setting" for name in unknown))
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = [_describe(e, from_env=environ) for e in exc.errors()]
+        raise ConfigError("; ".join(problems)) from None
