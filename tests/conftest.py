@@ -1,0 +1,55 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bastion.settings import Settings
+from tests.support.postgres import PostgresDatabases, require_postgres
+
+
+@pytest.fixture(autouse=True)
+def _no_bastion_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build their settings explicitly, whatever the developer's shell exports."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("BASTION_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    require_postgres()
+    databases = PostgresDatabases()
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_databases: PostgresDatabases) -> str:
+    """One fresh database for the whole test session, dropped afterwards."""
+    return postgres_databases.create()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run a storage-level test on both backends, each time on an empty database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    return databases.create()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Any:
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"env": "test", "data_dir": tmp_path / "data"}
+        values.update(overrides)
+        return Settings(**values)
+
+    return factory
