@@ -1,0 +1,18 @@
+"""Audit log: hash-chained events, chain heads, checkpoints, actor pseudonyms (filled in by the audit work).
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
