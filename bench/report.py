@@ -19,7 +19,7 @@ def print_ratio(measured: Figure, baseline: Figure, *, note: str = "") -> float:
     """Print ``measured`` against ``baseline`` and return measured/baseline."""
     ratio = measured.value / baseline.value if baseline.value else float("nan")
     suffix = f"  ({note})" if note else ""
-    print(  # noqa: T201
+    print(
         f"{measured.name}: {measured.value:,.1f} {measured.unit} | baseline {baseline.name}: "
         f"{baseline.value:,.1f} {baseline.unit} | ratio {ratio:.2f}{suffix}",
         flush=True,
@@ -30,4 +30,4 @@ def print_ratio(measured: Figure, baseline: Figure, *, note: str = "") -> float:
 def print_figure(figure: Figure, *, note: str = "") -> None:
     """A figure with no meaningful baseline (e.g. a one-off duration); prefer print_ratio."""
     suffix = f"  ({note})" if note else ""
-    print(f"{figure.name}: {figure.value:,.1f} {figure.unit}{suffix}", flush=True)  # noqa: T201
+    print(f"{figure.name}: {figure.value:,.1f} {figure.unit}{suffix}", flush=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,6 @@ from tests.support.postgres import PostgresDatabases, require_postgres
 @pytest.fixture(autouse=True)
 def _no_bastion_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests build their settings explicitly, whatever the developer's shell exports."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("BASTION_"):
             monkeypatch.delenv(name)

@@ -108,7 +108,7 @@ def _guard_database(action: Callable[[], T], settings: Settings) -> T:
 
 
 def preflight(container: Container) -> None:
-    """Refuse to serve unless keys, certificate and schema are all usable (one-line StartupError)."""
+    """Refuse to serve unless keys, certificate and schema are usable (one-line StartupError)."""
     settings = container.settings
     container.key_provider.load()
     for label, path in (("certificate", settings.cert_file), ("key", settings.cert_key_file)):

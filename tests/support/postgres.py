@@ -51,8 +51,6 @@ class PostgresDatabases:
         with _admin_connection() as connection:
             for name in self._created:
                 connection.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                        sql.Identifier(name)
-                    )
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
                 )
         self._created.clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -85,6 +86,13 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         self.spawn()
+        try:
+            return self._wait_healthy()
+        except Exception:
+            self.stop()
+            raise
+
+    def _wait_healthy(self) -> ServerProcess:
         deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
@@ -96,11 +104,15 @@ class ServerProcess:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not answer within {STARTUP_TIMEOUT_SECONDS}s")
 
+    def ssl_context(self) -> ssl.SSLContext:
+        """Trusts exactly this server's self-signed certificate, and checks the host name."""
+        return ssl.create_default_context(cafile=str(self.cert_file))
+
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
             self._client = httpx.Client(
-                base_url=self.base_url, verify=str(self.cert_file), timeout=10
+                base_url=self.base_url, verify=self.ssl_context(), timeout=10
             )
         return self._client
 

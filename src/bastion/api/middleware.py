@@ -145,7 +145,11 @@ class EdgeMiddleware:
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 declared = _header(scope, b"content-length")
-                if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+                if (
+                    declared is not None
+                    and declared.isdigit()
+                    and int(declared) > self.max_body_bytes
+                ):
                     await self._problem(scope, receive, send_with_headers, 413, request_id)
                 else:
                     await self.app(scope, limited_receive, send_with_headers)

@@ -73,7 +73,7 @@ def serve(ctx: typer.Context) -> None:
     Refuses to start, with one line saying why, if the key file is missing or readable by others,
     the certificate is missing, the schema is not current, or the port is taken.
     """
-    from bastion.cli.server import serve as run_server  # uvicorn is only needed here
+    from bastion.cli.server import serve as run_server  # noqa: PLC0415 - keeps uvicorn out of other commands
 
     settings = settings_from(ctx)
     configure_logging(settings.log)
@@ -113,4 +113,3 @@ def config_show(ctx: typer.Context) -> None:
 
 def run() -> None:
     app()
-

@@ -1,7 +1,7 @@
 """Identity errors::
 
-    IdentityError
-    └── BootstrapTokenInvalid (Unauthenticated)   unknown, used, revoked or expired link
+IdentityError
+└── BootstrapTokenInvalid (Unauthenticated)   unknown, used, revoked or expired link
 """
 
 from bastion.errors import AppError, Unauthenticated

@@ -41,7 +41,7 @@ class FirstOperatorBootstrap:
         self._clock = clock
 
     def issue_if_first_start(self, session: Session) -> IssuedLink | None:
-        """Issue a link only if none was ever issued: the first start prints it, later ones don't."""
+        """Issue a link only if none was ever issued: only the first start prints one."""
         if session.scalar(select(func.count()).select_from(BootstrapToken)):
             return None
         return self.issue(session)
