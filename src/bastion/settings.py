@@ -65,6 +65,27 @@ class LogSettings(_Section):
     json_output: bool = True
 
 
+class AuditSettings(_Section):
+    """Audit checkpoints: how often, where they are exported, and an optional webhook."""
+
+    # A checkpoint is due after this many new events or this many minutes, whichever comes first.
+    checkpoint_every_events: int = Field(default=1000, ge=1, le=1_000_000)
+    checkpoint_every_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    # Default: <data_dir>/audit-checkpoints. Point it at storage the database admin cannot write.
+    checkpoint_dir: Path | None = None
+    webhook_url: str | None = None
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    max_details_bytes: int = Field(default=4096, ge=256, le=64 * 1024)
+
+    @model_validator(mode="after")
+    def _webhook_is_http(self) -> AuditSettings:
+        if self.webhook_url is not None and not self.webhook_url.startswith(
+            ("https://", "http://")
+        ):
+            raise ValueError("webhook_url must be an http(s) URL")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything Bastion can be told. Paths default to places under ``data_dir``."""
 
@@ -86,11 +107,15 @@ class Settings(BaseSettings):
     tls: TlsSettings = TlsSettings()
     crypto: CryptoSettings = CryptoSettings()
     log: LogSettings = LogSettings()
+    audit: AuditSettings = AuditSettings()
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
         if self.env == "prod" and self.public_url and not self.public_url.startswith("https://"):
             raise ValueError("public_url must be https:// in prod")
+        webhook = self.audit.webhook_url
+        if self.env == "prod" and webhook and not webhook.startswith("https://"):
+            raise ValueError("audit.webhook_url must be https:// in prod")
         return self
 
     @classmethod
@@ -126,6 +151,10 @@ class Settings(BaseSettings):
     @property
     def cert_key_file(self) -> Path:
         return self.tls.key_file or self.data_dir / "tls" / "key.pem"
+
+    @property
+    def audit_checkpoint_dir(self) -> Path:
+        return self.audit.checkpoint_dir or self.data_dir / "audit-checkpoints"
 
     @property
     def base_url(self) -> str:
