@@ -106,10 +106,9 @@ class TestFirstOperatorBootstrap:
 
     def test_link_is_issued_only_on_the_very_first_start(self, setup):
         engine, _, bootstrap = setup
-        with engine.begin() as connection:
-            with Session(bind=connection) as session:
-                assert bootstrap.issue_if_first_start(session) is not None
-                assert bootstrap.issue_if_first_start(session) is None
+        with engine.begin() as connection, Session(bind=connection) as session:
+            assert bootstrap.issue_if_first_start(session) is not None
+            assert bootstrap.issue_if_first_start(session) is None
 
     def test_only_the_hash_of_the_token_is_stored(self, setup):
         engine, _, bootstrap = setup

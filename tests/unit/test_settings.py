@@ -15,11 +15,11 @@ def test_defaults_serve_https_on_loopback_8443_with_a_local_data_dir():
 
 
 def test_environment_overrides_host_port_and_nested_keys(monkeypatch):
-    monkeypatch.setenv("BASTION_HOST", "0.0.0.0")
+    monkeypatch.setenv("BASTION_HOST", "::1")
     monkeypatch.setenv("BASTION_PORT", "9443")
     monkeypatch.setenv("BASTION_HTTP__MAX_BODY_BYTES", "4096")
     settings = load_settings()
-    assert (settings.host, settings.port, settings.http.max_body_bytes) == ("0.0.0.0", 9443, 4096)
+    assert (settings.host, settings.port, settings.http.max_body_bytes) == ("::1", 9443, 4096)
 
 
 def test_unknown_environment_key_is_refused_by_name(monkeypatch):
