@@ -1,0 +1,189 @@
+"""SQL for the audit tables, on a Connection inside the caller's transaction.
+
+Core statements rather than ORM units of work: an append is three small statements, and the
+verifier streams millions of plain tuples; ORM identity maps would only add cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, Final, cast
+
+from sqlalchemy import Connection, Row, Table, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bastion.audit.canonical import GENESIS_HASH
+from bastion.audit.models import AuditActor, AuditChainHead, AuditCheckpointRow, AuditEventRow
+from bastion.audit.verify import StoredEntry
+
+EVENTS: Final = cast(Table, AuditEventRow.__table__)
+HEADS: Final = cast(Table, AuditChainHead.__table__)
+CHECKPOINTS: Final = cast(Table, AuditCheckpointRow.__table__)
+ACTORS: Final = cast(Table, AuditActor.__table__)
+STREAM_BATCH_ROWS: Final = 5_000
+
+# The order of columns in every row the verifier reads (see verify.StoredEntry).
+ENTRY_COLUMNS: Final = (
+    EVENTS.c.seq,
+    EVENTS.c.occurred_at,
+    EVENTS.c.tenant_id,
+    EVENTS.c.actor,
+    EVENTS.c.action,
+    EVENTS.c.target,
+    EVENTS.c.outcome,
+    EVENTS.c.source_ip,
+    EVENTS.c.user_agent,
+    EVENTS.c.request_id,
+    EVENTS.c.details,
+    EVENTS.c.prev_hash,
+    EVENTS.c.hash,
+)
+
+
+def _insert_ignoring_conflict(connection: Connection, table: Table, values: dict[str, Any]) -> None:
+    # ON CONFLICT DO NOTHING: two first appends racing to create a head (or an actor mapping)
+    # must both succeed; PostgreSQL makes the loser wait for the winner's commit, then skip.
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    connection.execute(dialect.insert(table).values(values).on_conflict_do_nothing())
+
+
+def lock_head(connection: Connection, chain: str) -> tuple[int, str]:
+    """Lock the chain's head until the transaction ends and return (last seq, last hash).
+
+    A no-op UPDATE … RETURNING takes the same row lock as SELECT … FOR UPDATE on PostgreSQL (so
+    other chains never wait) and, being a write, takes SQLite's database write lock *before* the
+    head is read, so no other writer can slip between the read and our write.
+    """
+    statement = (
+        update(HEADS)
+        .where(HEADS.c.chain_id == chain)
+        .values(last_seq=HEADS.c.last_seq)
+        .returning(HEADS.c.last_seq, HEADS.c.last_hash)
+    )
+    row = connection.execute(statement).one_or_none()
+    if row is None:
+        _insert_ignoring_conflict(
+            connection, HEADS, {"chain_id": chain, "last_seq": 0, "last_hash": GENESIS_HASH}
+        )
+        row = connection.execute(statement).one()
+    return int(row[0]), str(row[1])
+
+
+def advance_head(
+    connection: Connection, chain: str, *, expected: tuple[int, str], new: tuple[int, str]
+) -> bool:
+    """Compare-and-set the head from ``expected`` to ``new``; True when it matched (and is locked).
+
+    Lets a writer that remembers the head skip the locking read: the UPDATE itself locks and
+    re-checks the row, so a stale memory only costs a retry, never a fork of the chain.
+    """
+    result = connection.execute(
+        update(HEADS)
+        .where(
+            HEADS.c.chain_id == chain,
+            HEADS.c.last_seq == expected[0],
+            HEADS.c.last_hash == expected[1],
+        )
+        .values(last_seq=new[0], last_hash=new[1])
+    )
+    return result.rowcount == 1
+
+
+def set_head(connection: Connection, chain: str, seq: int, head_hash: str) -> None:
+    connection.execute(
+        update(HEADS).where(HEADS.c.chain_id == chain).values(last_seq=seq, last_hash=head_hash)
+    )
+
+
+def insert_event(connection: Connection, values: dict[str, Any]) -> None:
+    connection.execute(EVENTS.insert(), values)
+
+
+def remember_actor(connection: Connection, pseudonym: str, user_id: str, now: datetime) -> None:
+    _insert_ignoring_conflict(
+        connection, ACTORS, {"pseudonym": pseudonym, "user_id": user_id, "created_at": now}
+    )
+
+
+def forget_actor(connection: Connection, user_id: str) -> bool:
+    result = connection.execute(ACTORS.delete().where(ACTORS.c.user_id == user_id))
+    return result.rowcount > 0
+
+
+def actor_user_id(connection: Connection, pseudonym: str) -> str | None:
+    value = connection.scalar(select(ACTORS.c.user_id).where(ACTORS.c.pseudonym == pseudonym))
+    return None if value is None else str(value)
+
+
+def chain_ids(connection: Connection) -> list[str]:
+    """Every chain that has a head, an event or a checkpoint (a wiped table still shows up)."""
+    found: set[str] = set()
+    for table in (HEADS, EVENTS, CHECKPOINTS):
+        found.update(str(v) for v in connection.scalars(select(table.c.chain_id).distinct()))
+    return sorted(found)
+
+
+def head(connection: Connection, chain: str) -> tuple[int, str] | None:
+    row = connection.execute(
+        select(HEADS.c.last_seq, HEADS.c.last_hash).where(HEADS.c.chain_id == chain)
+    ).one_or_none()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def count_events(connection: Connection, chain: str, *, from_seq: int = 1) -> int:
+    return int(
+        connection.scalar(
+            select(func.count()).where(EVENTS.c.chain_id == chain, EVENTS.c.seq >= from_seq)
+        )
+        or 0
+    )
+
+
+def stream_entries(
+    connection: Connection, chain: str, *, from_seq: int = 1, to_seq: int | None = None
+) -> Iterator[StoredEntry]:
+    """The chain's rows in sequence order (ENTRY_COLUMNS), streamed in batches."""
+    statement = (
+        select(*ENTRY_COLUMNS)
+        .where(EVENTS.c.chain_id == chain, EVENTS.c.seq >= from_seq)
+        .order_by(EVENTS.c.seq)
+    )
+    if to_seq is not None:
+        statement = statement.where(EVENTS.c.seq <= to_seq)
+    result = connection.execution_options(yield_per=STREAM_BATCH_ROWS).execute(statement)
+    # Row objects index like the StoredEntry tuples the verifier reads.
+    yield from cast(Iterator[StoredEntry], result)
+
+
+def hash_at(connection: Connection, chain: str, seq: int) -> str | None:
+    value = connection.scalar(
+        select(EVENTS.c.hash).where(EVENTS.c.chain_id == chain, EVENTS.c.seq == seq)
+    )
+    return None if value is None else str(value)
+
+
+def hashes_between(connection: Connection, chain: str, after: int, through: int) -> list[str]:
+    return [
+        str(v)
+        for v in connection.scalars(
+            select(EVENTS.c.hash)
+            .where(EVENTS.c.chain_id == chain, EVENTS.c.seq > after, EVENTS.c.seq <= through)
+            .order_by(EVENTS.c.seq)
+        )
+    ]
+
+
+def checkpoints(connection: Connection, chain: str) -> Sequence[Row[Any]]:
+    return connection.execute(
+        select(CHECKPOINTS).where(CHECKPOINTS.c.chain_id == chain).order_by(CHECKPOINTS.c.seq)
+    ).all()
+
+
+def last_checkpoint(connection: Connection, chain: str) -> Row[Any] | None:
+    return connection.execute(
+        select(CHECKPOINTS)
+        .where(CHECKPOINTS.c.chain_id == chain)
+        .order_by(CHECKPOINTS.c.seq.desc())
+        .limit(1)
+    ).one_or_none()

@@ -1,0 +1,166 @@
+"""The audit log's write side: one call, inside the caller's transaction.
+
+``AuditLog.append(session, event)`` validates the event, pseudonymises the actor, chains the entry
+to its chain's head and writes it with the caller's session. The caller commits: if the business
+change rolls back, the event goes with it; if the append fails, it raises and the caller's unit of
+work rolls the business change back (DESIGN invariant 2).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Final, Protocol
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from bastion.audit import repository
+from bastion.audit.canonical import chain_hash, entry_bytes, format_time
+from bastion.audit.errors import AuditWriteFailed, InvalidAuditEvent
+from bastion.audit.events import (
+    AuditEvent,
+    EntryRef,
+    Outcome,
+    canonical_details,
+    chain_for,
+    checked_action,
+    checked_request_id,
+    checked_source_ip,
+    checked_target,
+    clipped_user_agent,
+)
+from bastion.kernel.clock import Clock
+from bastion.settings import AuditSettings
+
+ACTOR_MAC_PURPOSE: Final = "audit.actor"
+PSEUDONYM_BYTES: Final = 16  # 128 bits: collision-free at any realistic user count
+PSEUDONYM_PREFIX: Final = "act_"
+MAX_USER_ID_CHARS: Final = 64
+
+
+class Pseudonymizer(Protocol):
+    """The keyring's system MAC (HMAC-SHA256 under a system key, separated by ``purpose``)."""
+
+    def system_mac(self, purpose: str, message: bytes) -> bytes: ...
+
+
+class AuditLog:
+    """Appends hash-chained events; maps actors to pseudonyms and forgets them on erasure.
+
+    Thread-safe: one instance serves every request. Appends to one chain are serialised by the
+    chain-head row lock (PostgreSQL) or the database write lock (SQLite); different chains never
+    wait for each other on PostgreSQL.
+    """
+
+    def __init__(
+        self, *, pseudonymizer: Pseudonymizer, clock: Clock, settings: AuditSettings
+    ) -> None:
+        self._pseudonymizer = pseudonymizer
+        self._clock = clock
+        self._max_details_bytes = settings.max_details_bytes
+        # Last head this process wrote per chain. Only a hint: advance_head re-checks it under the
+        # row lock, so a stale or rolled-back value costs one extra statement, never correctness.
+        self._known_heads: dict[str, tuple[int, str]] = {}
+
+    def pseudonym_for(self, user_id: str) -> str:
+        """The stable pseudonym of ``user_id``: a keyed HMAC, so guessing ids cannot reverse it."""
+        if not user_id or len(user_id) > MAX_USER_ID_CHARS:
+            raise InvalidAuditEvent("actor user id must be 1-64 characters")
+        mac = self._pseudonymizer.system_mac(ACTOR_MAC_PURPOSE, user_id.encode("utf-8"))
+        return PSEUDONYM_PREFIX + mac[:PSEUDONYM_BYTES].hex()
+
+    def append(self, session: Session, event: AuditEvent) -> EntryRef:
+        """Record ``event`` in the caller's transaction and return where it landed.
+
+        Raises InvalidAuditEvent (or its SecretInAuditDetails / AuditDetailsTooLarge) before
+        touching the database, and AuditWriteFailed if the database refuses the write; in both
+        cases the caller's transaction must not commit the action.
+        """
+        chain = chain_for(event.tenant_id)
+        action = checked_action(event.action)
+        try:
+            outcome = Outcome(event.outcome).value
+        except ValueError:
+            raise InvalidAuditEvent("outcome is not one of success/failure/denied/error") from None
+        details_json = canonical_details(event.details, max_bytes=self._max_details_bytes)
+        actor = None if event.actor_user_id is None else self.pseudonym_for(event.actor_user_id)
+        now = self._clock.now()
+        values = {
+            "chain_id": chain,
+            "occurred_at": format_time(now),
+            "tenant_id": event.tenant_id,
+            "actor": actor,
+            "action": action,
+            "target": checked_target(event.target),
+            "outcome": outcome,
+            "source_ip": checked_source_ip(event.source_ip),
+            "user_agent": clipped_user_agent(event.user_agent),
+            "request_id": checked_request_id(event.request_id),
+            "details": details_json,
+        }
+        try:
+            connection = session.connection()
+            seq, prev_hash, new_hash = self._chain(connection, chain, values)
+            repository.insert_event(
+                connection, {**values, "seq": seq, "prev_hash": prev_hash, "hash": new_hash}
+            )
+            if actor is not None and event.actor_user_id is not None:
+                repository.remember_actor(connection, actor, event.actor_user_id, now)
+        except SQLAlchemyError as exc:
+            raise AuditWriteFailed from exc
+        self._known_heads[chain] = (seq, new_hash)
+        return EntryRef(chain=chain, seq=seq, hash=new_hash)
+
+    def _chain(
+        self, connection: Connection, chain: str, values: Mapping[str, object]
+    ) -> tuple[int, str, str]:
+        known = self._known_heads.get(chain)
+        if known is not None:
+            seq, prev_hash = known[0] + 1, known[1]
+            new_hash = _hash_of(seq, prev_hash, values)
+            if repository.advance_head(connection, chain, expected=known, new=(seq, new_hash)):
+                return seq, prev_hash, new_hash
+        last_seq, prev_hash = repository.lock_head(connection, chain)
+        seq = last_seq + 1
+        new_hash = _hash_of(seq, prev_hash, values)
+        repository.set_head(connection, chain, seq, new_hash)
+        return seq, prev_hash, new_hash
+
+    def forget_actor(self, session: Session, user_id: str) -> bool:
+        """Erasure: delete the pseudonym → user mapping; the chain keeps only the pseudonym.
+
+        Returns whether a mapping existed. Caller's transaction, caller commits.
+        """
+        return repository.forget_actor(session.connection(), user_id)
+
+    def resolve_actor(self, session: Session, pseudonym: str) -> str | None:
+        """The user behind ``pseudonym``, or None once erased (or never seen)."""
+        return repository.actor_user_id(session.connection(), pseudonym)
+
+    def is_actor(self, pseudonym: str, user_id: str) -> bool:
+        """Constant-time check that ``pseudonym`` is ``user_id``'s (for data-subject export)."""
+        return hmac.compare_digest(self.pseudonym_for(user_id), pseudonym)
+
+
+def _hash_of(seq: int, prev_hash: str, values: Mapping[str, object]) -> str:
+    canonical = entry_bytes(
+        chain=str(values["chain_id"]),
+        seq=seq,
+        time=str(values["occurred_at"]),
+        tenant=_optional(values["tenant_id"]),
+        actor=_optional(values["actor"]),
+        action=str(values["action"]),
+        target=_optional(values["target"]),
+        outcome=str(values["outcome"]),
+        source_ip=_optional(values["source_ip"]),
+        user_agent=_optional(values["user_agent"]),
+        request_id=_optional(values["request_id"]),
+        details_json=str(values["details"]),
+    )
+    return chain_hash(prev_hash, canonical)
+
+
+def _optional(value: object) -> str | None:
+    return None if value is None else str(value)
