@@ -51,13 +51,32 @@ class TlsSettings(_Section):
     key_file: Path | None = None
 
 
+class Pkcs11Settings(_Section):
+    """The PKCS#11 token holding the master key, when ``crypto.provider`` is ``pkcs11``."""
+
+    # Debian's softhsm2 package installs this path; an HSM vendor's library goes here instead.
+    module_path: Path = Path("/usr/lib/softhsm/libsofthsm2.so")
+    token_label: str = Field(default="bastion", min_length=1, max_length=32)
+    key_label: str = Field(default="bastion-kek", min_length=1)
+    user_pin: SecretStr | None = None
+
+
 class CryptoSettings(_Section):
     """Where the master key (KEK) lives."""
 
-    provider: Literal["local"] = "local"
+    provider: Literal["local", "pkcs11"] = "local"
     key_file: Path | None = None
     # For containers: the 32-byte key as base64, instead of a file.
     key_base64: SecretStr | None = None
+    pkcs11: Pkcs11Settings = Pkcs11Settings()
+
+    @model_validator(mode="after")
+    def _pkcs11_has_a_pin(self) -> CryptoSettings:
+        # Refused at start-up rather than at the first wrap: a token without a PIN is unusable.
+        pin = self.pkcs11.user_pin
+        if self.provider == "pkcs11" and (pin is None or not pin.get_secret_value()):
+            raise ValueError("crypto.pkcs11.user_pin is required when crypto.provider is pkcs11")
+        return self
 
 
 class LogSettings(_Section):
