@@ -11,7 +11,12 @@ from typing import TypeVar
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from bastion.crypto import LocalKeyProvider, create_key_file, write_self_signed_certificate
+from bastion.crypto import (
+    Keyring,
+    LocalKeyProvider,
+    create_key_file,
+    write_self_signed_certificate,
+)
 from bastion.crypto.errors import KeyFileError
 from bastion.db import UnitOfWork, assert_schema_current, make_engine, upgrade_to_head
 from bastion.db.engine import sqlite_path
@@ -36,23 +41,28 @@ class Container:
     clock: Clock
     key_provider: LocalKeyProvider
     first_operator: FirstOperatorBootstrap
+    keyring: Keyring
     notes: list[str] = field(default_factory=list)
 
 
 def build(settings: Settings, *, clock: Clock | None = None, create: bool = False) -> Container:
     clock = clock or SystemClock()
     engine = make_engine(settings.resolved_database_url, create=create)
+    uow = UnitOfWork(engine)
     key_base64 = settings.crypto.key_base64
+    key_provider = LocalKeyProvider(
+        key_file=settings.key_file,
+        key_base64=key_base64.get_secret_value() if key_base64 else None,
+    )
     return Container(
         settings=settings,
         engine=engine,
-        uow=UnitOfWork(engine),
+        uow=uow,
         clock=clock,
-        key_provider=LocalKeyProvider(
-            key_file=settings.key_file,
-            key_base64=key_base64.get_secret_value() if key_base64 else None,
-        ),
+        key_provider=key_provider,
         first_operator=FirstOperatorBootstrap(clock=clock),
+        # The keyring keeps its own short transactions on the same engine (see Keyring).
+        keyring=Keyring(uow=uow, provider=key_provider, clock=clock),
     )
 
 
@@ -80,6 +90,9 @@ def initialise(settings: Settings) -> InitReport:
     try:
         container.key_provider.load()
         before, after = _guard_database(lambda: upgrade_to_head(container.engine), settings)
+        # First run: system data key, MAC root and signing key. Later runs: prove the configured
+        # master key is the keyring's before anything else happens.
+        _guard_database(container.keyring.initialise, settings)
         database_file = sqlite_path(settings.resolved_database_url)
         if database_file is not None:
             os.chmod(database_file, DATABASE_FILE_MODE)
@@ -118,6 +131,8 @@ def preflight(container: Container) -> None:
                 f"BASTION_TLS__CERT_FILE and BASTION_TLS__KEY_FILE"
             )
     _guard_database(lambda: assert_schema_current(container.engine), settings)
+    # A wrong master key must stop the process here, before it writes anything with it.
+    _guard_database(container.keyring.verify_master_key, settings)
 
 
 def readiness_problems(container: Container) -> dict[str, str]:
