@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -249,12 +250,11 @@ class Checkpointer:
             return None
         start_prev = GENESIS_HASH if last is None else str(last.head_hash)
         # Never sign over damage: a signature would launder it.
-        walk = walk_chain(
-            chain,
-            repository.stream_entries(connection, chain, from_seq=prev_seq + 1, to_seq=head_seq),
-            start_seq=prev_seq + 1,
-            start_prev=start_prev,
+        segment = repository.stream_entries(
+            connection, chain, from_seq=prev_seq + 1, to_seq=head_seq
         )
+        with closing(segment) as rows:
+            walk = walk_chain(chain, rows, start_seq=prev_seq + 1, start_prev=start_prev)
         if walk.damage is not None or (walk.last_seq, walk.last_hash) != (head_seq, head_hash):
             damage = walk.damage
             log.error(

@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -74,10 +75,13 @@ def export_lines(connection: Connection, chain: str, *, now: datetime) -> Iterat
             "exported_at": format_time(now),
         }
     )
-    for entry in repository.stream_entries(connection, chain):
-        yield canonical_json(_event_document(chain, entry))
+    # Up to the head read above: rows appended meanwhile would look like inserted ones.
+    with closing(repository.stream_entries(connection, chain, to_seq=head_seq)) as entries:
+        for entry in entries:
+            yield canonical_json(_event_document(chain, entry))
     for row in repository.checkpoints(connection, chain):
-        yield canonical_json(checkpoint_document(record_from_row(row)))
+        if int(row.seq) <= head_seq:
+            yield canonical_json(checkpoint_document(record_from_row(row)))
 
 
 def _event_document(chain: str, entry: StoredEntry) -> dict[str, Any]:

@@ -6,7 +6,7 @@ verifier streams millions of plain tuples; ORM identity maps would only add cost
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
@@ -142,7 +142,7 @@ def count_events(connection: Connection, chain: str, *, from_seq: int = 1) -> in
 
 def stream_entries(
     connection: Connection, chain: str, *, from_seq: int = 1, to_seq: int | None = None
-) -> Iterator[StoredEntry]:
+) -> Generator[StoredEntry, None, None]:
     """The chain's rows in sequence order (ENTRY_COLUMNS), streamed in batches."""
     statement = (
         select(*ENTRY_COLUMNS)
@@ -151,9 +151,12 @@ def stream_entries(
     )
     if to_seq is not None:
         statement = statement.where(EVENTS.c.seq <= to_seq)
-    result = connection.execution_options(yield_per=STREAM_BATCH_ROWS).execute(statement)
-    # Row objects index like the StoredEntry tuples the verifier reads.
-    yield from cast(Iterator[StoredEntry], result)
+    # On the statement, not the connection: Connection.execution_options() changes the
+    # connection itself, and every later statement would open a server-side cursor.
+    # Closed even when the consumer stops early (a server-side cursor must not outlive it).
+    with connection.execute(statement.execution_options(yield_per=STREAM_BATCH_ROWS)) as result:
+        # Row objects index like the StoredEntry tuples the verifier reads.
+        yield from cast(Iterator[StoredEntry], result)
 
 
 def hash_at(connection: Connection, chain: str, seq: int) -> str | None:

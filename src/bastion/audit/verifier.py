@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Final
 
@@ -101,15 +101,16 @@ class AuditVerifier:
             total = repository.count_events(connection, chain, from_seq=start)
             if progress is not None:
                 progress(chain, 0, total)
-            walk = walk_chain(
-                chain,
-                repository.stream_entries(connection, chain, from_seq=start),
-                start_seq=start,
-                start_prev=start_prev,
-                pinned=findings.pinned,
-                progress=progress,
-                total=total,
-            )
+            with closing(repository.stream_entries(connection, chain, from_seq=start)) as rows:
+                walk = walk_chain(
+                    chain,
+                    rows,
+                    start_seq=start,
+                    start_prev=start_prev,
+                    pinned=findings.pinned,
+                    progress=progress,
+                    total=total,
+                )
             if progress is not None:
                 progress(chain, total, total)
             recorded_head = repository.head(connection, chain)

@@ -339,7 +339,7 @@ def judge_chain(
     """Combine the walk, the checkpoints and the recorded head into one verdict (lowest seq)."""
     candidates = list(findings.damage)
     if walk.damage is not None:
-        candidates.append(walk.damage)
+        candidates.append(_beyond_head(walk.damage, recorded_head))
     if walk.first_unpinned is not None:
         candidates.append(walk.first_unpinned)
     complete = walk.damage is None
@@ -369,6 +369,15 @@ def judge_chain(
         signatures_checked=keys.enabled,
         damage=damage,
     )
+
+
+def _beyond_head(damage: Damage, recorded_head: tuple[int, str] | None) -> Damage:
+    # A bad row past the recorded head was never appended through the log: call it inserted.
+    if recorded_head is None or damage.seq <= recorded_head[0]:
+        return damage
+    head_seq = recorded_head[0]
+    detail = f"rows after the recorded head ({head_seq}) were added outside the audit log"
+    return Damage(DamageKind.INSERTED, head_seq + 1, detail)
 
 
 def _head_damage(walk: WalkResult, recorded: tuple[int, str]) -> list[Damage]:
