@@ -154,6 +154,9 @@ class Keyring:
         self._active_system: _ActiveKey | None = None
         # (owner as bound in the AAD, 6-byte header) -> key; the header carries kind and version.
         self._keys: dict[tuple[str, bytes], _CachedKey] = {}
+        # System keys live in their own map: a tenant whose id happened to be "system" must
+        # never reach a system key through the tenant fast path.
+        self._system_keys: dict[tuple[str, bytes], _CachedKey] = {}
         self._index_keys: dict[str, tuple[bytes, float]] = {}
         self._mac_keys: dict[str, bytes] = {}
         self._signing: tuple[Callable[[bytes], bytes], bytes] | None = None
@@ -170,8 +173,10 @@ class Keyring:
         or record id over 1,024 characters).
         """
         key = self._active.get(tenant)
-        if key is None or next(key.tickets) >= key.block or monotonic() > key.fresh_until:
+        if key is None or next(key.tickets) >= key.block:
             key = self._reserve(tenant_owner(tenant))
+        elif monotonic() > key.fresh_until:
+            key = self._revalidate(tenant_owner(tenant), key)
         aad = key.aads.get(purpose)
         if aad is None or len(record_id) > MAX_NAME_BYTES:
             aad = self._aad_prefix(key, tenant, purpose, record_id)
@@ -209,8 +214,10 @@ class Keyring:
     def seal_system(self, *, purpose: str, record_id: str, plaintext: bytes) -> bytes:
         """As ``seal``, under Bastion's own system data key (TOTP secrets, client secrets...)."""
         key = self._active_system
-        if key is None or next(key.tickets) >= key.block or monotonic() > key.fresh_until:
+        if key is None or next(key.tickets) >= key.block:
             key = self._reserve(system_owner(SYSTEM_DATA))
+        elif monotonic() > key.fresh_until:
+            key = self._revalidate(system_owner(SYSTEM_DATA), key)
         aad = key.aads.get(purpose)
         if aad is None or len(record_id) > MAX_NAME_BYTES:
             aad = self._aad_prefix(key, SYSTEM_OWNER, purpose, record_id)
@@ -227,7 +234,7 @@ class Keyring:
             sealed = self._coerce(kind, owner, purpose, record_id, sealed)
         if not isinstance(sealed, bytes):  # pragma: no cover - _coerce returns bytes or raises
             raise self._integrity(kind, owner, purpose, record_id, "not a byte string")
-        entry = self._keys.get((owner, sealed[:HEADER_BYTES]))
+        entry = self._cache_for(kind).get((owner, sealed[:HEADER_BYTES]))
         if entry is None or len(sealed) < MIN_SEALED_BYTES or monotonic() > entry.fresh_until:
             entry = self._load_version(kind, owner, purpose, record_id, sealed)
         aad = entry.aads.get(purpose)
@@ -366,6 +373,19 @@ class Keyring:
                 return key
         raise KeyringConflictError(f"the data key of {owner.label} kept changing; retry")
 
+    def _revalidate(self, owner: Owner, key: _ActiveKey) -> _ActiveKey:
+        """A cached active key outlived its lifetime: keep it if it is still the active version.
+
+        A read, not a write: on SQLite a caller may be inside its own write transaction, and the
+        keyring's writes (reservations) are kept to first use, rotation and once a block."""
+        with self._uow.begin() as session:
+            row = repo.active_row(session, owner)
+            still_active = row is not None and row.version == key.version
+        if not still_active:
+            return self._reserve(owner)
+        key.fresh_until = monotonic() + KEY_CACHE_TTL_SECONDS
+        return key
+
     def _reserve_row(self, session: Session, owner: Owner) -> KeyRow:
         for _ in range(CONFLICT_RETRIES):
             reserved = repo.reserve_encryptions(session, owner, self._block)
@@ -391,12 +411,13 @@ class Keyring:
 
     def _cached_or_unwrap(self, owner: Owner, row: KeyRow) -> AESGCM:
         cache_key = (_aad_owner(owner), envelope.header(owner.kind, row.version))
-        cached = self._keys.get(cache_key)
+        cache = self._cache_for(owner.kind)
+        cached = cache.get(cache_key)
         if cached is not None and monotonic() <= cached.fresh_until:
             return cached.aead
         aead = AESGCM(self.unwrap_row(row, owner))
-        self._bound(self._keys)
-        self._keys[cache_key] = _CachedKey(head=cache_key[1], aead=aead)
+        self._bound(cache)
+        cache[cache_key] = _CachedKey(head=cache_key[1], aead=aead)
         return aead
 
     def _load_version(
@@ -428,8 +449,9 @@ class Keyring:
         head = envelope.header(kind, version)
         entry = _CachedKey(head=head, aead=aead)
         with self._lock:
-            self._bound(self._keys)
-            self._keys[(owner_name, head)] = entry
+            cache = self._cache_for(kind)
+            self._bound(cache)
+            cache[(owner_name, head)] = entry
         return entry
 
     def _load_index_key(self, tenant: str) -> bytes:
@@ -499,6 +521,7 @@ class Keyring:
                 self._active.clear()
                 self._active_system = None
                 self._keys.clear()
+                self._system_keys.clear()
                 self._index_keys.clear()
                 self._mac_keys.clear()
                 self._signing = None
@@ -508,10 +531,14 @@ class Keyring:
                 self._active.pop(owner.name, None)
             else:
                 self._active_system = None
-            for cache_key in [k for k in self._keys if k[0] == name and k[1][1] == owner.kind]:
-                del self._keys[cache_key]
+            cache = self._cache_for(owner.kind)
+            for cache_key in [k for k in cache if k[0] == name]:
+                del cache[cache_key]
             if owner.kind == KIND_TENANT:
                 self._index_keys.pop(owner.name, None)
+
+    def _cache_for(self, kind: int) -> dict[tuple[str, bytes], _CachedKey]:
+        return self._keys if kind == KIND_TENANT else self._system_keys
 
     @staticmethod
     def _bound(cache: dict[K, V]) -> None:
@@ -537,6 +564,11 @@ class Keyring:
     def register_target(self, target: ReencryptionTarget) -> None:
         """Add a store of sealed values to re-encryption and retirement checks."""
         self._admin.register_target(target)
+
+    @property
+    def targets(self) -> Sequence[ReencryptionTarget]:
+        """The registered stores of sealed tenant data."""
+        return self._admin.targets
 
     def reencrypt(
         self, tenant: str, *, progress: ReencryptProgress | None = None

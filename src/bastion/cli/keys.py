@@ -1,0 +1,200 @@
+"""`bastion keys …`: master-key rotation, data-key rotation, re-encryption, retirement, shredding.
+
+Thin: each command builds the container and calls one keyring method. Every command is safe to
+re-run after an interruption (each operation is resumable and idempotent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bastion.bootstrap import Container, build
+from bastion.cli.context import clear_failures, console, fail, settings_from
+from bastion.crypto import LocalKeyProvider, ReencryptionReport, replace_key_file
+
+keys_app = typer.Typer(
+    help="Manage the master key and the data keys (rotation, re-encryption, shredding).",
+    no_args_is_help=True,
+)
+
+TenantOption = Annotated[str, typer.Option("--tenant", help="The tenant id.")]
+
+
+def _say(text: str) -> None:
+    # One logical line per fact, unwrapped, so scripts and logs can grep it.
+    console.print(text, soft_wrap=True, markup=False, highlight=False)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@contextmanager
+def _container(ctx: typer.Context) -> Iterator[Container]:
+    settings = settings_from(ctx)
+    with clear_failures():
+        container = build(settings)
+        try:
+            yield container
+        finally:
+            container.engine.dispose()
+
+
+@keys_app.command("rotate-kek")
+def rotate_kek(
+    ctx: typer.Context,
+    new_key_file: Annotated[
+        Path,
+        typer.Option(
+            "--new-key-file",
+            help="The new master key (base64 of 32 bytes, mode 0600), e.g. from "
+            "`head -c 32 /dev/urandom | base64`.",
+        ),
+    ],
+) -> None:
+    """Rewrap every stored key under a new master key, then install it.
+
+    Resumable: after an interruption run the same command again. Stop every `bastion serve` that
+    uses this database first: a running server keeps the old key in memory.
+    """
+    with _container(ctx) as container:
+        settings = container.settings
+        if settings.crypto.provider != "local":
+            fail("rotate-kek --new-key-file applies to the local provider only")
+        new = LocalKeyProvider(key_file=new_key_file)
+        new.check()
+        with _progress() as progress:
+            task = progress.add_task("rewrapping keys", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            report = container.keyring.rotate_kek(new, progress=advance)
+        _say(
+            f"rewrapped {report.rewrapped} keys: master key {report.old_key_id} -> "
+            f"{report.new_key_id}"
+        )
+        if settings.crypto.key_base64 is not None:
+            _say(
+                "now set BASTION_CRYPTO__KEY_BASE64 to the contents of "
+                f"{new_key_file} and restart Bastion"
+            )
+            return
+        if new_key_file.resolve() != settings.key_file.resolve():
+            replace_key_file(settings.key_file, source=new_key_file)
+            _say(f"installed the new master key as {settings.key_file}")
+        _say(
+            "keep a copy of the old master key only as long as backups made before this "
+            "rotation must stay restorable"
+        )
+
+
+@keys_app.command("rotate")
+def rotate(ctx: typer.Context, tenant: TenantOption) -> None:
+    """Start a new data-key version for the tenant; new writes use it at once."""
+    with _container(ctx) as container:
+        version = container.keyring.rotate(tenant)
+    _say(
+        f"tenant {tenant}: data key version {version.version} is active; run "
+        f"`bastion keys reencrypt --tenant {tenant}` to move older data to it"
+    )
+
+
+@keys_app.command("reencrypt")
+def reencrypt(ctx: typer.Context, tenant: TenantOption) -> None:
+    """Re-encrypt the tenant's data under its active key version. Resumable after a crash."""
+    with _container(ctx) as container:
+        keyring = container.keyring
+        if not keyring.targets:
+            _say("no store of sealed tenant data is registered yet; nothing to re-encrypt")
+            return
+        with _progress() as progress:
+            task = progress.add_task("re-encrypting", total=None)
+
+            def advance(report: ReencryptionReport) -> None:
+                progress.update(
+                    task,
+                    description=f"re-encrypting {report.target}",
+                    completed=report.rows_scanned,
+                )
+
+            reports = keyring.reencrypt(tenant, progress=advance)
+    for report in reports:
+        _say(
+            f"{report.target}: {report.rows_reencrypted} re-encrypted of {report.rows_scanned} "
+            f"scanned, now all at version >= {report.to_version}"
+        )
+
+
+@keys_app.command("retire")
+def retire(
+    ctx: typer.Context,
+    tenant: TenantOption,
+    version: Annotated[int, typer.Option("--version", min=1, help="The version to destroy.")],
+) -> None:
+    """Destroy a superseded data-key version once nothing uses it (refused, saying why, if not)."""
+    with _container(ctx) as container:
+        container.keyring.retire(tenant, version)
+    _say(f"tenant {tenant}: data key version {version} retired (destroyed)")
+
+
+@keys_app.command("versions")
+def versions(ctx: typer.Context, tenant: TenantOption) -> None:
+    """List the tenant's data-key versions (no key material)."""
+    with _container(ctx) as container:
+        found = container.keyring.key_versions(tenant)
+    for item in found:
+        _say(
+            f"{item.version}\t{item.status}\t{item.encryptions_reserved} encryptions reserved\t"
+            f"created {item.created_at.isoformat()}"
+        )
+
+
+@keys_app.command("export-public")
+def export_public(
+    ctx: typer.Context,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the PEM here instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the Ed25519 signing public key (PEM), for verifying checkpoints and manifests."""
+    with _container(ctx) as container:
+        pem = container.keyring.signing_public_key_pem()
+    if output is None:
+        typer.echo(pem.decode(), nl=False)
+        return
+    output.write_bytes(pem)
+    _say(f"wrote {output}")
+
+
+@keys_app.command("shred")
+def shred(
+    ctx: typer.Context,
+    tenant: TenantOption,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Crypto-shred a tenant: destroy its data keys for good and record it in the erasure ledger."""
+    if not yes:
+        typer.confirm(
+            f"Destroy every data key of tenant {tenant}? Its data becomes unreadable forever",
+            abort=True,
+        )
+    with _container(ctx) as container:
+        receipt = container.keyring.shred_tenant(tenant)
+    _say(
+        f"tenant {tenant} erased at {receipt.erased_at.isoformat()} "
+        f"({receipt.versions_destroyed} key versions destroyed)"
+    )
