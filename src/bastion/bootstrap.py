@@ -17,7 +17,9 @@ from bastion.crypto import (
     create_key_file,
     write_self_signed_certificate,
 )
-from bastion.crypto.errors import KeyFileError
+from bastion.crypto.errors import CryptoError
+from bastion.crypto.kms.base import KeyProvider
+from bastion.crypto.kms.pkcs11 import Pkcs11KeyProvider
 from bastion.db import UnitOfWork, assert_schema_current, make_engine, upgrade_to_head
 from bastion.db.engine import sqlite_path
 from bastion.errors import StartupError
@@ -39,7 +41,7 @@ class Container:
     engine: Engine
     uow: UnitOfWork
     clock: Clock
-    key_provider: LocalKeyProvider
+    key_provider: KeyProvider
     first_operator: FirstOperatorBootstrap
     keyring: Keyring
     notes: list[str] = field(default_factory=list)
@@ -49,11 +51,7 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     clock = clock or SystemClock()
     engine = make_engine(settings.resolved_database_url, create=create)
     uow = UnitOfWork(engine)
-    key_base64 = settings.crypto.key_base64
-    key_provider = LocalKeyProvider(
-        key_file=settings.key_file,
-        key_base64=key_base64.get_secret_value() if key_base64 else None,
-    )
+    key_provider = _key_provider(settings)
     return Container(
         settings=settings,
         engine=engine,
@@ -63,6 +61,25 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
         first_operator=FirstOperatorBootstrap(clock=clock),
         # The keyring keeps its own short transactions on the same engine (see Keyring).
         keyring=Keyring(uow=uow, provider=key_provider, clock=clock),
+    )
+
+
+def _key_provider(settings: Settings) -> KeyProvider:
+    crypto = settings.crypto
+    if crypto.provider == "pkcs11":
+        pkcs11 = crypto.pkcs11
+        if pkcs11.user_pin is None:  # settings refuse this; kept for the type checker
+            raise StartupError("BASTION_CRYPTO__PKCS11__USER_PIN is required for provider pkcs11")
+        return Pkcs11KeyProvider(
+            module_path=pkcs11.module_path,
+            token_label=pkcs11.token_label,
+            key_label=pkcs11.key_label,
+            user_pin=pkcs11.user_pin,
+        )
+    key_base64 = crypto.key_base64
+    return LocalKeyProvider(
+        key_file=settings.key_file,
+        key_base64=key_base64.get_secret_value() if key_base64 else None,
     )
 
 
@@ -79,7 +96,7 @@ def initialise(settings: Settings) -> InitReport:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, DATA_DIR_MODE)
     created_key = False
-    if settings.crypto.key_base64 is None:
+    if settings.crypto.provider == "local" and settings.crypto.key_base64 is None:
         created_key = create_key_file(settings.key_file)
     created_certificate = False
     if settings.tls.cert_file is None and settings.tls.key_file is None:
@@ -88,7 +105,7 @@ def initialise(settings: Settings) -> InitReport:
         )
     container = build(settings, create=True)
     try:
-        container.key_provider.load()
+        container.key_provider.check()
         before, after = _guard_database(lambda: upgrade_to_head(container.engine), settings)
         # First run: system data key, MAC root and signing key. Later runs: prove the configured
         # master key is the keyring's before anything else happens.
@@ -123,7 +140,7 @@ def _guard_database(action: Callable[[], T], settings: Settings) -> T:
 def preflight(container: Container) -> None:
     """Refuse to serve unless keys, certificate and schema are usable (one-line StartupError)."""
     settings = container.settings
-    container.key_provider.load()
+    container.key_provider.check()
     for label, path in (("certificate", settings.cert_file), ("key", settings.cert_key_file)):
         if not path.is_file():
             raise StartupError(
@@ -139,8 +156,8 @@ def readiness_problems(container: Container) -> dict[str, str]:
     """What stops this process from serving right now; empty when ready."""
     problems: dict[str, str] = {}
     try:
-        container.key_provider.load()
-    except KeyFileError as exc:
+        container.key_provider.check()
+    except CryptoError as exc:
         problems["keys"] = str(exc)
     try:
         _probe_database(container)
