@@ -17,6 +17,7 @@ from pkcs11 import Attribute, KeyType, MechanismFlag
 
 from bastion.crypto.errors import HsmError
 from bastion.crypto.kms import pkcs11 as provider_module
+from bastion.crypto.kms import pkcs11_library
 from bastion.crypto.kms.pkcs11 import Pkcs11KeyProvider, reload_module
 
 from .conftest import SO_PIN, USER_PIN, SoftHsmToken
@@ -105,7 +106,7 @@ def test_a_session_closed_behind_the_providers_back_is_reopened(
     provider: Pkcs11KeyProvider,
 ) -> None:
     wrapped = provider.wrap(b"k" * 32, context=CONTEXT)
-    module = provider_module._load_module(provider._module_path)
+    module = pkcs11_library.load_module(provider._module_path)
     module.sessions[provider._token_label].session.close()  # also logs the token out
 
     assert provider.unwrap(wrapped, context=CONTEXT) == b"k" * 32

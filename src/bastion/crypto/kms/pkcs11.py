@@ -21,24 +21,25 @@ re-labelled with another version, or truncated fails to authenticate.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import pkcs11
 from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pydantic import SecretStr
 
 from bastion.crypto.errors import HsmError, HsmPinError, KeyUnwrapError
-
-if TYPE_CHECKING:
-    # ``pkcs11.lib`` is a loader function; the class it returns is typed in the private stub.
-    from pkcs11._pkcs11 import lib as loaded_library
+from bastion.crypto.kms.pkcs11_library import (
+    LoadedModule,
+    describe_error,
+    load_module,
+    reload_module,
+    token_session,
+)
 
 __all__ = ["FORMAT_VERSION", "Pkcs11KeyProvider", "create_master_key", "reload_module"]
 
@@ -61,140 +62,6 @@ _STALE_SESSION_ERRORS: tuple[type[pkcs11.PKCS11Error], ...] = (
     pkcs11.ObjectHandleInvalid,
     pkcs11.KeyHandleInvalid,
 )
-
-
-@dataclass
-class _Module:
-    """One loaded PKCS#11 library and the one logged-in session per token that uses it.
-
-    Why process-wide and shared: a PKCS#11 library is global C state (a second ``C_Finalize``
-    kills every session in the process), login is per application, not per session, and
-    python-pkcs11's ``Session.close()`` calls ``C_Logout``, which would log out every other
-    session on the token. So each token gets one session, kept open until the module is reloaded.
-
-    python-pkcs11 calls ``C_Initialize(NULL)``, which promises the library that no two threads
-    call it at once (SoftHSM then disables its own locking); ``lock`` keeps that promise for the
-    server's threadpool. Every call into the library happens with it held.
-    """
-
-    path: str
-    lib: loaded_library
-    lock: threading.RLock = field(default_factory=threading.RLock)
-    generation: int = 0
-    sessions: dict[str, _TokenSession] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _TokenSession:
-    session: pkcs11.Session
-    # Which PIN logged this session in: a second provider with another PIN must not ride on it.
-    pin_digest: bytes
-
-
-_modules: dict[str, _Module] = {}
-_modules_lock = threading.Lock()
-
-
-def _load_module(module_path: Path) -> _Module:
-    # One entry per file, however it is named: a second initialisation of the same library
-    # through another path would share its C state behind the lock's back.
-    path = str(module_path.resolve())
-    with _modules_lock:
-        module = _modules.get(path)
-        if module is not None:
-            return module
-        if not module_path.is_file():
-            raise HsmError(
-                f"PKCS#11 module {path} does not exist; install the token's library "
-                f"(Debian package softhsm2 for SoftHSM) or set BASTION_CRYPTO__PKCS11__MODULE_PATH"
-            )
-        try:
-            lib = pkcs11.lib(path)
-        except pkcs11.PKCS11Error as exc:
-            raise HsmError(f"PKCS#11 module {path} cannot be loaded: {_reason(exc)}") from None
-        module = _Module(path=path, lib=lib)
-        _modules[path] = module
-        return module
-
-
-def reload_module(module_path: Path | str) -> None:
-    """Finalize and re-initialize a loaded PKCS#11 library so it rereads its configuration.
-
-    A token created after the library was loaded (for SoftHSM: a new ``SOFTHSM2_CONF`` or token
-    directory) is only visible after this. Every session of that library in this process is closed;
-    providers reopen theirs on next use. A library not loaded yet is left alone.
-    """
-    with _modules_lock:
-        module = _modules.get(str(Path(module_path).resolve()))
-    if module is None:
-        return
-    with module.lock:
-        module.sessions.clear()
-        module.generation += 1
-        try:
-            module.lib.reinitialize()
-        except pkcs11.PKCS11Error as exc:
-            raise HsmError(
-                f"PKCS#11 module {module.path} cannot be reloaded: {_reason(exc)}"
-            ) from None
-
-
-def _reason(exc: pkcs11.PKCS11Error) -> str:
-    """One line naming the PKCS#11 failure, never more than the library said."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-def _pin_digest(pin: SecretStr) -> bytes:
-    return hashlib.sha256(pin.get_secret_value().encode()).digest()
-
-
-def _token_session(module: _Module, *, token_label: str, user_pin: SecretStr) -> pkcs11.Session:
-    """The shared logged-in session on ``token_label``; the caller holds ``module.lock``."""
-    digest = _pin_digest(user_pin)
-    existing = module.sessions.get(token_label)
-    if existing is not None:
-        if not hmac.compare_digest(existing.pin_digest, digest):
-            raise HsmPinError(
-                f"PKCS#11 token {token_label!r} refused the user PIN (another PIN is logged in)"
-            )
-        return existing.session
-    where = f"PKCS#11 token {token_label!r}"
-    try:
-        token = module.lib.get_token(token_label=token_label)
-    except pkcs11.NoSuchToken:
-        raise HsmError(
-            f"{where} not found in {module.path}; initialise it or set "
-            f"BASTION_CRYPTO__PKCS11__TOKEN_LABEL"
-        ) from None
-    except pkcs11.MultipleTokensReturned:
-        raise HsmError(f"{where} is ambiguous: several tokens carry this label") from None
-    except pkcs11.PKCS11Error as exc:
-        raise HsmError(f"{where} cannot be listed: {_reason(exc)}") from None
-    try:
-        session = token.open(rw=True, user_pin=user_pin.get_secret_value())
-    except pkcs11.PinIncorrect:
-        raise HsmPinError(
-            f"{where} refused the user PIN (BASTION_CRYPTO__PKCS11__USER_PIN); each wrong "
-            f"attempt counts towards the token's lockout"
-        ) from None
-    except pkcs11.PinLocked:
-        raise HsmError(
-            f"{where}: the user PIN is locked; the security officer must reset it"
-        ) from None
-    except (pkcs11.PinExpired, pkcs11.UserPinNotInitialized):
-        raise HsmError(f"{where}: the user PIN is expired or was never set") from None
-    except pkcs11.UserAlreadyLoggedIn:
-        # Someone else in this process (not through this module's registry) logged in; sessions
-        # inherit that login, so open one without a PIN rather than fail.
-        try:
-            session = token.open(rw=True)
-        except pkcs11.PKCS11Error as exc:
-            raise HsmError(f"{where} cannot open a session: {_reason(exc)}") from None
-    except pkcs11.PKCS11Error as exc:
-        raise HsmError(f"{where} cannot open a session: {_reason(exc)}") from None
-    module.sessions[token_label] = _TokenSession(session=session, pin_digest=digest)
-    return session
 
 
 @dataclass(frozen=True)
@@ -254,8 +121,8 @@ _INTEGRITY_MESSAGE = (
 class Pkcs11KeyProvider:
     """``KeyProvider`` over an AES-256 key in a PKCS#11 token; the key never leaves the token.
 
-    Thread-safe: every call into the library holds the library's lock (see ``_Module``). Nothing
-    is opened at construction; ``check()`` opens the token and proves the key works.
+    Thread-safe: every call into the library holds the library's lock (see ``LoadedModule``).
+    Nothing is opened at construction; ``check()`` opens the token and proves the key works.
 
     Raises ``HsmError`` (a one-line ``StartupError``; ``HsmPinError`` for a wrong PIN) when the
     library, token, PIN or key cannot be used, and ``KeyUnwrapError`` when a wrapped key does not
@@ -349,7 +216,7 @@ class Pkcs11KeyProvider:
         """Run ``action`` on the master key under the library lock; reopen once if stale."""
         if self._pin_refusal is not None:
             raise HsmPinError(self._pin_refusal)
-        module = _load_module(self._module_path)
+        module = load_module(self._module_path)
         with module.lock:
             try:
                 return action(self._master_key(module))
@@ -366,13 +233,13 @@ class Pkcs11KeyProvider:
     def _failure(self, failure: str, exc: pkcs11.PKCS11Error) -> HsmError:
         if isinstance(exc, pkcs11.MechanismInvalid | pkcs11.MechanismParamInvalid):
             return HsmError(f"{self.description}: the token does not support AES-GCM (CKM_AES_GCM)")
-        return HsmError(f"{self.description}: cannot {failure}: {_reason(exc)}")
+        return HsmError(f"{self.description}: cannot {failure}: {describe_error(exc)}")
 
-    def _master_key(self, module: _Module) -> _MasterKey:
+    def _master_key(self, module: LoadedModule) -> _MasterKey:
         if self._key is not None and self._generation == module.generation:
             return self._key
         try:
-            session = _token_session(module, token_label=self._token_label, user_pin=self._user_pin)
+            session = token_session(module, token_label=self._token_label, user_pin=self._user_pin)
         except HsmPinError as exc:
             self._pin_refusal = str(exc)
             raise
@@ -380,7 +247,7 @@ class Pkcs11KeyProvider:
         self._generation = module.generation
         return self._key
 
-    def _forget(self, module: _Module) -> None:
+    def _forget(self, module: LoadedModule) -> None:
         # The old handle is dead: drop it without closing, as close() would log the token out.
         # A new generation makes every provider on this module look its key up again, so none
         # keeps using (and later drops) a handle from the dead session.
@@ -430,9 +297,9 @@ def create_master_key(
     encrypt and decrypt, so no PKCS#11 call can reveal it. Its ``CKA_ID`` is 16 random bytes,
     which ``key_id`` reports. Raises ``HsmError`` when the token cannot be used.
     """
-    module = _load_module(Path(module_path))
+    module = load_module(Path(module_path))
     with module.lock:
-        session = _token_session(module, token_label=token_label, user_pin=user_pin)
+        session = token_session(module, token_label=token_label, user_pin=user_pin)
         try:
             session.get_key(
                 object_class=ObjectClass.SECRET_KEY, key_type=KeyType.AES, label=key_label
@@ -441,7 +308,7 @@ def create_master_key(
             pass
         except pkcs11.PKCS11Error as exc:
             raise HsmError(
-                f"PKCS#11 token {token_label!r} cannot be searched: {_reason(exc)}"
+                f"PKCS#11 token {token_label!r} cannot be searched: {describe_error(exc)}"
             ) from None
         else:
             return False
@@ -460,7 +327,8 @@ def create_master_key(
                 },
             )
         except pkcs11.PKCS11Error as exc:
+            reason = describe_error(exc)
             raise HsmError(
-                f"PKCS#11 token {token_label!r} cannot generate key {key_label!r}: {_reason(exc)}"
+                f"PKCS#11 token {token_label!r} cannot generate key {key_label!r}: {reason}"
             ) from None
     return True
