@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import time
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any, Literal
@@ -105,6 +106,49 @@ class AuditSettings(_Section):
         return self
 
 
+class BackupSettings(_Section):
+    """Encrypted backups (docs/backups.md): where they go, when, and how long they are kept."""
+
+    target: Literal["local", "s3"] = "local"
+    # local target; default <data_dir>/backups. Put it on another disk (or use s3) in production.
+    directory: Path | None = None
+    s3_bucket: str | None = None
+    s3_prefix: str = Field(default="bastion/", max_length=512)
+    # Any S3-compatible service (MinIO, Ceph, R2...); None is AWS itself.
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    # None: boto3's own credential chain (instance role, shared config).
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    # The daily job's time of day (UTC), for the scheduler or a cron entry.
+    daily_at: time = time(3, 0)
+    keep_daily: int = Field(default=7, ge=1, le=366)
+    keep_weekly: int = Field(default=4, ge=0, le=520)
+    keep_monthly: int = Field(default=12, ge=0, le=1200)
+    # P18: no good backup newer than this raises the backup.stale alert (24 h plus slack).
+    alert_after_hours: int = Field(default=26, ge=1, le=24 * 31)
+    # A backup without a manifest this old is an interrupted run: prune deletes it.
+    incomplete_after_hours: int = Field(default=6, ge=1, le=24 * 7)
+    zstd_level: int = Field(default=3, ge=1, le=19)
+    # 0: one compression thread per CPU.
+    zstd_threads: int = Field(default=0, ge=0, le=64)
+    # Scratch space for the snapshot file and restores; default <data_dir>/backup-staging.
+    staging_dir: Path | None = None
+    # Where pg_dump/pg_restore live; default /usr/lib/postgresql/<server major>/bin.
+    pg_bin_dir: Path | None = None
+    # PostgreSQL installations: an expendable database the restore drill restores into.
+    drill_database_url: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _s3_is_complete(self) -> BackupSettings:
+        if self.target == "s3" and not self.s3_bucket:
+            raise ValueError("backup.s3_bucket is required when backup.target is s3")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("set both backup.s3_access_key_id and backup.s3_secret_access_key")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything Bastion can be told. Paths default to places under ``data_dir``."""
 
@@ -127,6 +171,7 @@ class Settings(BaseSettings):
     crypto: CryptoSettings = CryptoSettings()
     log: LogSettings = LogSettings()
     audit: AuditSettings = AuditSettings()
+    backup: BackupSettings = BackupSettings()
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:
@@ -174,6 +219,14 @@ class Settings(BaseSettings):
     @property
     def audit_checkpoint_dir(self) -> Path:
         return self.audit.checkpoint_dir or self.data_dir / "audit-checkpoints"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.backup.directory or self.data_dir / "backups"
+
+    @property
+    def backup_staging_dir(self) -> Path:
+        return self.backup.staging_dir or self.data_dir / "backup-staging"
 
     @property
     def base_url(self) -> str:

@@ -10,7 +10,19 @@ from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import Connection, Row, Table, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Row,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bastion.audit.canonical import GENESIS_HASH
@@ -41,11 +53,50 @@ ENTRY_COLUMNS: Final = (
 )
 
 
+# Statements are built once: building and cache-keying a statement costs more than SQLite takes to
+# run it, and an append runs two or three of them.
+_LOCK_HEAD: Final = (
+    update(HEADS)
+    .where(HEADS.c.chain_id == bindparam("b_chain"))
+    .values(last_seq=HEADS.c.last_seq)
+    .returning(HEADS.c.last_seq, HEADS.c.last_hash)
+)
+_HEAD_MATCHES: Final = and_(
+    HEADS.c.last_seq == bindparam("b_old_seq", type_=BigInteger),
+    HEADS.c.last_hash == bindparam("b_old_hash", type_=String),
+)
+# SET expressions see the row as it was, on both backends: both columns test the old values.
+_ADVANCE_OR_READ_HEAD: Final = (
+    update(HEADS)
+    .where(HEADS.c.chain_id == bindparam("b_chain"))
+    .values(
+        last_seq=case(
+            (_HEAD_MATCHES, bindparam("b_seq", type_=BigInteger)), else_=HEADS.c.last_seq
+        ),
+        last_hash=case((_HEAD_MATCHES, bindparam("b_hash", type_=String)), else_=HEADS.c.last_hash),
+    )
+    .returning(HEADS.c.last_seq, HEADS.c.last_hash)
+)
+_SET_HEAD: Final = (
+    update(HEADS)
+    .where(HEADS.c.chain_id == bindparam("b_chain"))
+    .values(last_seq=bindparam("b_seq"), last_hash=bindparam("b_hash"))
+)
+_INSERT_EVENT: Final = EVENTS.insert()
+# ON CONFLICT DO NOTHING: two first appends racing to create a head (or an actor mapping) must
+# both succeed; PostgreSQL makes the loser wait for the winner's commit, then skip.
+_INSERT_IGNORING: Final = {
+    (dialect.__name__.rsplit(".", 1)[-1], table.name): dialect.insert(
+        table
+    ).on_conflict_do_nothing()
+    for dialect in (postgresql, sqlite)
+    for table in (HEADS, ACTORS)
+}
+
+
 def _insert_ignoring_conflict(connection: Connection, table: Table, values: dict[str, Any]) -> None:
-    # ON CONFLICT DO NOTHING: two first appends racing to create a head (or an actor mapping)
-    # must both succeed; PostgreSQL makes the loser wait for the winner's commit, then skip.
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(dialect.insert(table).values(values).on_conflict_do_nothing())
+    dialect = "postgresql" if connection.dialect.name == "postgresql" else "sqlite"
+    connection.execute(_INSERT_IGNORING[dialect, table.name], values)
 
 
 def lock_head(connection: Connection, chain: str) -> tuple[int, str]:
@@ -55,49 +106,42 @@ def lock_head(connection: Connection, chain: str) -> tuple[int, str]:
     other chains never wait) and, being a write, takes SQLite's database write lock *before* the
     head is read, so no other writer can slip between the read and our write.
     """
-    statement = (
-        update(HEADS)
-        .where(HEADS.c.chain_id == chain)
-        .values(last_seq=HEADS.c.last_seq)
-        .returning(HEADS.c.last_seq, HEADS.c.last_hash)
-    )
-    row = connection.execute(statement).one_or_none()
+    row = connection.execute(_LOCK_HEAD, {"b_chain": chain}).one_or_none()
     if row is None:
         _insert_ignoring_conflict(
             connection, HEADS, {"chain_id": chain, "last_seq": 0, "last_hash": GENESIS_HASH}
         )
-        row = connection.execute(statement).one()
+        row = connection.execute(_LOCK_HEAD, {"b_chain": chain}).one()
     return int(row[0]), str(row[1])
 
 
 def advance_head(
     connection: Connection, chain: str, *, expected: tuple[int, str], new: tuple[int, str]
-) -> bool:
-    """Compare-and-set the head from ``expected`` to ``new``; True when it matched (and is locked).
+) -> tuple[int, str] | None:
+    """Lock the head; move it from ``expected`` to ``new`` if it still is ``expected``.
 
-    Lets a writer that remembers the head skip the locking read: the UPDATE itself locks and
-    re-checks the row, so a stale memory only costs a retry, never a fork of the chain.
+    Returns the head as the statement left it (equal to ``new`` exactly when it moved), or None
+    if the chain has no head yet. One statement whether the guess was right or not: a writer that
+    remembers the head skips the locking read, and a stale memory costs one more statement, never
+    a second wait for the lock or a fork of the chain.
     """
-    result = connection.execute(
-        update(HEADS)
-        .where(
-            HEADS.c.chain_id == chain,
-            HEADS.c.last_seq == expected[0],
-            HEADS.c.last_hash == expected[1],
-        )
-        .values(last_seq=new[0], last_hash=new[1])
-    )
-    return result.rowcount == 1
+    parameters = {
+        "b_chain": chain,
+        "b_old_seq": expected[0],
+        "b_old_hash": expected[1],
+        "b_seq": new[0],
+        "b_hash": new[1],
+    }
+    row = connection.execute(_ADVANCE_OR_READ_HEAD, parameters).one_or_none()
+    return None if row is None else (int(row[0]), str(row[1]))
 
 
 def set_head(connection: Connection, chain: str, seq: int, head_hash: str) -> None:
-    connection.execute(
-        update(HEADS).where(HEADS.c.chain_id == chain).values(last_seq=seq, last_hash=head_hash)
-    )
+    connection.execute(_SET_HEAD, {"b_chain": chain, "b_seq": seq, "b_hash": head_hash})
 
 
 def insert_event(connection: Connection, values: dict[str, Any]) -> None:
-    connection.execute(EVENTS.insert(), values)
+    connection.execute(_INSERT_EVENT, values)
 
 
 def remember_actor(connection: Connection, pseudonym: str, user_id: str, now: datetime) -> None:

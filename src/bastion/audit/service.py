@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Final, Protocol
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from bastion.audit import repository
 from bastion.audit.canonical import chain_hash, entry_bytes, format_time
@@ -38,6 +40,9 @@ ACTOR_MAC_PURPOSE: Final = "audit.actor"
 PSEUDONYM_BYTES: Final = 16  # 128 bits: collision-free at any realistic user count
 PSEUDONYM_PREFIX: Final = "act_"
 MAX_USER_ID_CHARS: Final = 64
+PSEUDONYM_CACHE_SIZE: Final = 10_000
+_NO_HEAD: Final = (-1, "")  # matches no head: advance_head then only locks and reads
+_ACTORS_SEEN: Final = "bastion.audit.actors_seen"
 
 
 class Pseudonymizer(Protocol):
@@ -63,13 +68,23 @@ class AuditLog:
         # Last head this process wrote per chain. Only a hint: advance_head re-checks it under the
         # row lock, so a stale or rolled-back value costs one extra statement, never correctness.
         self._known_heads: dict[str, tuple[int, str]] = {}
+        # user id -> pseudonym: a pure function of the system key, so caching it is safe.
+        self._pseudonyms: dict[str, str] = {}
 
     def pseudonym_for(self, user_id: str) -> str:
         """The stable pseudonym of ``user_id``: a keyed HMAC, so guessing ids cannot reverse it."""
+        known = self._pseudonyms.get(user_id)
+        if known is not None:
+            return known
         if not user_id or len(user_id) > MAX_USER_ID_CHARS:
             raise InvalidAuditEvent("actor user id must be 1-64 characters")
+        _refuse_nul(user_id)
         mac = self._pseudonymizer.system_mac(ACTOR_MAC_PURPOSE, user_id.encode("utf-8"))
-        return PSEUDONYM_PREFIX + mac[:PSEUDONYM_BYTES].hex()
+        pseudonym = PSEUDONYM_PREFIX + mac[:PSEUDONYM_BYTES].hex()
+        if len(self._pseudonyms) >= PSEUDONYM_CACHE_SIZE:
+            self._pseudonyms.clear()  # crude bound; a miss costs one HMAC
+        self._pseudonyms[user_id] = pseudonym
+        return pseudonym
 
     def append(self, session: Session, event: AuditEvent) -> EntryRef:
         """Record ``event`` in the caller's transaction and return where it landed.
@@ -107,7 +122,7 @@ class AuditLog:
                 connection, {**values, "seq": seq, "prev_hash": prev_hash, "hash": new_hash}
             )
             if actor is not None and event.actor_user_id is not None:
-                repository.remember_actor(connection, actor, event.actor_user_id, now)
+                self._remember_actor(session, connection, actor, event.actor_user_id, now)
         except SQLAlchemyError as exc:
             raise AuditWriteFailed from exc
         self._known_heads[chain] = (seq, new_hash)
@@ -120,13 +135,32 @@ class AuditLog:
         if known is not None:
             seq, prev_hash = known[0] + 1, known[1]
             new_hash = _hash_of(seq, prev_hash, values)
-            if repository.advance_head(connection, chain, expected=known, new=(seq, new_hash)):
+            head = repository.advance_head(connection, chain, expected=known, new=(seq, new_hash))
+            if head == (seq, new_hash):
                 return seq, prev_hash, new_hash
-        last_seq, prev_hash = repository.lock_head(connection, chain)
+        else:
+            head = repository.advance_head(connection, chain, expected=_NO_HEAD, new=_NO_HEAD)
+        # The guess was wrong or absent; the statement above locked the row and read the head.
+        last_seq, prev_hash = head if head is not None else repository.lock_head(connection, chain)
         seq = last_seq + 1
         new_hash = _hash_of(seq, prev_hash, values)
         repository.set_head(connection, chain, seq, new_hash)
         return seq, prev_hash, new_hash
+
+    def _remember_actor(
+        self, session: Session, connection: Connection, actor: str, user_id: str, now: datetime
+    ) -> None:
+        # Written once per (innermost) transaction: keyed on the savepoint too, so a rolled-back
+        # savepoint cannot leave us believing a mapping exists that it took with it.
+        transaction = session.get_nested_transaction() or session.get_transaction()
+        seen: WeakKeyDictionary[SessionTransaction, set[str]] = session.info.setdefault(
+            _ACTORS_SEEN, WeakKeyDictionary()
+        )
+        written = seen.setdefault(transaction, set()) if transaction is not None else set()
+        if actor in written:
+            return
+        repository.remember_actor(connection, actor, user_id, now)
+        written.add(actor)
 
     def forget_actor(self, session: Session, user_id: str) -> bool:
         """Erasure: delete the pseudonym → user mapping; the chain keeps only the pseudonym.
@@ -160,6 +194,15 @@ def _hash_of(seq: int, prev_hash: str, values: Mapping[str, object]) -> str:
         details_json=str(values["details"]),
     )
     return chain_hash(prev_hash, canonical)
+
+
+def _refuse_nul(user_id: str) -> None:
+    try:
+        user_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidAuditEvent("actor user id is not valid Unicode") from None
+    if "\x00" in user_id:
+        raise InvalidAuditEvent("actor user id contains a NUL character")
 
 
 def _optional(value: object) -> str | None:

@@ -1,0 +1,149 @@
+"""Appending: one call in the caller's transaction, chained, pseudonymous, all or nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from bastion.audit import AuditEvent, AuditLog, SecretInAuditDetails
+from bastion.audit.canonical import GENESIS_HASH, SYSTEM_CHAIN
+from bastion.audit.models import AuditActor, AuditEventRow
+from bastion.identity.models import BootstrapToken
+from bastion.kernel.clock import FrozenClock
+from tests.integration.audit.conftest import TENANT, append_many, event
+
+
+def _rows(engine, chain=TENANT):
+    with Session(engine) as session:
+        return session.scalars(
+            select(AuditEventRow).where(AuditEventRow.chain_id == chain).order_by(AuditEventRow.seq)
+        ).all()
+
+
+def _business_row(number):
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    return BootstrapToken(
+        id=f"00000000-0000-0000-0000-{number:012d}",
+        token_hash=number.to_bytes(32, "big"),
+        created_at=now,
+        expires_at=now,
+    )
+
+
+def test_appends_form_a_gapless_chain_from_the_genesis_hash(engine, audit_log):
+    refs = append_many(engine, audit_log, 5)
+    assert [ref.seq for ref in refs] == [1, 2, 3, 4, 5]
+    rows = _rows(engine)
+    assert rows[0].prev_hash == GENESIS_HASH
+    assert all(row.prev_hash == before.hash for before, row in zip(rows, rows[1:], strict=False))
+    assert refs[-1].hash == rows[-1].hash
+
+
+def test_the_stored_time_is_canonical_utc_with_microseconds(engine, audit_log):
+    append_many(engine, audit_log, 1)
+    assert _rows(engine)[0].occurred_at == "2026-11-22T09:00:00.000000Z"
+
+
+def test_tenants_and_the_system_have_separate_chains(engine, audit_log):
+    append_many(engine, audit_log, 2)
+    append_many(engine, audit_log, 3, tenant=None)
+    assert [r.seq for r in _rows(engine)] == [1, 2]
+    assert [r.seq for r in _rows(engine, SYSTEM_CHAIN)] == [1, 2, 3]
+
+
+def test_a_rolled_back_business_change_takes_its_event_with_it(engine, audit_log):
+    append_many(engine, audit_log, 2)
+    with pytest.raises(RuntimeError), Session(engine) as session, session.begin():
+        session.add(_business_row(1))
+        audit_log.append(session, event(3))
+        raise RuntimeError("the business change fails after auditing")
+    assert [r.seq for r in _rows(engine)] == [1, 2]
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(BootstrapToken)) == 0
+    # The log remembered seq 3 from the rolled-back append; the next one must still be 3.
+    append_many(engine, audit_log, 1, start=3)
+    rows = _rows(engine)
+    assert [r.seq for r in rows] == [1, 2, 3]
+    assert rows[2].prev_hash == rows[1].hash
+
+
+def test_a_refused_event_fails_the_action(engine, audit_log):
+    with pytest.raises(SecretInAuditDetails), Session(engine) as session, session.begin():
+        session.add(_business_row(2))
+        session.flush()
+        audit_log.append(session, event(1, details={"password": "hunter2"}))
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(BootstrapToken)) == 0
+    assert _rows(engine) == []
+
+
+def test_a_rolled_back_savepoint_leaves_the_chain_whole(engine, audit_log, verifier):
+    with Session(engine) as session, session.begin():
+        audit_log.append(session, event(1))
+        with pytest.raises(RuntimeError), session.begin_nested():
+            audit_log.append(session, event(2))
+            raise RuntimeError("inner step fails")
+        audit_log.append(session, event(3))
+    assert [r.seq for r in _rows(engine)] == [1, 2]
+    assert verifier.verify().ok
+
+
+def test_two_logs_in_two_processes_share_one_chain(engine, keyring, audit_settings, verifier):
+    clock = FrozenClock(datetime(2026, 1, 1, tzinfo=UTC))
+    first = AuditLog(pseudonymizer=keyring, clock=clock, settings=audit_settings)
+    second = AuditLog(pseudonymizer=keyring, clock=clock, settings=audit_settings)
+    for number in range(6):
+        log = first if number % 2 else second
+        append_many(engine, log, 1, start=number + 1)
+    assert [r.seq for r in _rows(engine)] == [1, 2, 3, 4, 5, 6]
+    assert verifier.verify().ok
+
+
+def test_actors_are_stored_as_pseudonyms_that_erasure_unlinks(engine, audit_log):
+    append_many(engine, audit_log, 1)
+    row = _rows(engine)[0]
+    assert row.actor == audit_log.pseudonym_for("user-1")
+    assert "user-1" not in row.actor
+    with Session(engine) as session, session.begin():
+        assert audit_log.resolve_actor(session, row.actor) == "user-1"
+        assert audit_log.forget_actor(session, "user-1")
+    with Session(engine) as session:
+        assert audit_log.resolve_actor(session, row.actor) is None
+        assert session.scalar(select(func.count()).select_from(AuditActor)) == 0
+    assert _rows(engine)[0].hash == row.hash  # the chain is untouched
+
+
+def test_pseudonyms_depend_on_the_system_key(audit_log, audit_settings, clock):
+    from tests.support.audit import TestKeyring
+
+    other = AuditLog(pseudonymizer=TestKeyring(), clock=clock, settings=audit_settings)
+    assert audit_log.pseudonym_for("user-1") != other.pseudonym_for("user-1")
+    assert audit_log.is_actor(audit_log.pseudonym_for("user-1"), "user-1")
+
+
+def test_the_database_refuses_updates_and_deletes_of_events(engine, audit_log):
+    append_many(engine, audit_log, 1)
+    for statement in ("UPDATE audit_events SET target = 'x'", "DELETE FROM audit_events"):
+        with pytest.raises(Exception, match="append-only"), engine.begin() as connection:
+            connection.execute(text(statement))
+    assert len(_rows(engine)) == 1
+
+
+def test_details_and_fields_round_trip_unchanged(engine, audit_log):
+    with Session(engine) as session, session.begin():
+        audit_log.append(
+            session,
+            AuditEvent(
+                action="member.removed",
+                tenant_id=TENANT,
+                details={"z": [1, None, True], "a": {"nested": "ünïcödé \n\t\"quoted\""}},
+            ),
+        )
+    row = _rows(engine)[0]
+    assert row.details == '{"a":{"nested":"ünïcödé \\n\\t\\"quoted\\""},"z":[1,null,true]}'
+    assert (row.actor, row.target, row.source_ip, row.outcome) == (None, None, None, "success")
