@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import Column, Engine, Table, func, select, update
+from sqlalchemy import Column, Engine, Table, bindparam, func, select, update
 
 from bastion.crypto.envelope import KIND_TENANT, header
 
@@ -86,20 +86,25 @@ class TableReencryptionTarget:
         return [SealedItem(str(row[0]), self._purpose, bytes(row[1])) for row in rows]
 
     def store(self, tenant: str, replacements: Sequence[tuple[SealedItem, bytes]]) -> int:
-        replaced = 0
+        if not replacements:
+            return 0
+        # One executemany per batch: a statement per row costs more than the crypto does.
+        statement = (
+            update(self._table)
+            .where(
+                self._tenant == bindparam("b_tenant"),
+                self._id == bindparam("b_id"),
+                self._sealed == bindparam("b_old"),
+            )
+            .values({self._sealed.name: bindparam("b_new")})
+        )
+        rows = [
+            {"b_tenant": tenant, "b_id": item.record_id, "b_old": item.sealed, "b_new": sealed}
+            for item, sealed in replacements
+        ]
         with self._engine.begin() as connection:
-            for item, sealed in replacements:
-                statement = (
-                    update(self._table)
-                    .where(
-                        self._tenant == tenant,
-                        self._id == item.record_id,
-                        self._sealed == item.sealed,
-                    )
-                    .values({self._sealed.name: sealed})
-                )
-                replaced += connection.execute(statement).rowcount
-        return replaced
+            result = connection.execute(statement, rows)
+            return int(result.rowcount)
 
     def count_sealed_with(self, tenant: str, version: int) -> int:
         # The first 6 bytes are the header (format, kind, version): compare them in SQL so the
