@@ -25,6 +25,7 @@ from bastion.crypto.kms.base import KeyProvider
 from bastion.crypto.kms.local import LocalKeyProvider, create_key_file, replace_key_file
 from bastion.crypto.primitives import verify_signature
 from bastion.crypto.reencrypt import ReencryptionTarget, SealedItem, TableReencryptionTarget
+from bastion.crypto.streaming import StreamKeys, StreamOpener, StreamSealer
 from bastion.crypto.tls import write_self_signed_certificate
 from bastion.crypto.types import ErasureReceipt, KekRotationReport, KeyVersion, ReencryptionReport
 
@@ -47,6 +48,9 @@ __all__ = [
     "ReencryptionReport",
     "ReencryptionTarget",
     "SealedItem",
+    "StreamKeys",
+    "StreamOpener",
+    "StreamSealer",
     "TableReencryptionTarget",
     "TenantErasedError",
     "create_key_file",
