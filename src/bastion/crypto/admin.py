@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session
 
 from bastion.crypto import envelope
 from bastion.crypto import repository as repo
-from bastion.crypto.envelope import KIND_TENANT, SLOT_INDEX, SLOT_KEY, MalformedSealedError
+from bastion.crypto.envelope import (
+    KIND_TENANT,
+    SLOT_INDEX,
+    SLOT_KEY,
+    SYSTEM_DATA,
+    SYSTEM_MAC,
+    SYSTEM_SIGNING,
+    MalformedSealedError,
+)
 from bastion.crypto.errors import (
     KeyNotProvisionedError,
     KeyRetirementRefusedError,
@@ -33,11 +41,11 @@ from bastion.crypto.models import (
     SystemKey,
     TenantKey,
 )
-from bastion.crypto.primitives import hkdf_sha256, new_data_key
+from bastion.crypto.primitives import hkdf_sha256, new_data_key, new_signing_seed
 from bastion.crypto.reencrypt import ReencryptionTarget
 from bastion.crypto.repository import KeyRow, Owner, system_owner, tenant_owner
 from bastion.crypto.types import ErasureReceipt, KekRotationReport, KeyVersion, ReencryptionReport
-from bastion.errors import InvalidInput
+from bastion.errors import InvalidInput, StartupError
 
 if TYPE_CHECKING:
     from bastion.crypto.keyring import Keyring
@@ -81,6 +89,71 @@ class KeyAdministration:
     def __init__(self, keyring: Keyring) -> None:
         self._keyring = keyring
         self._targets: dict[str, ReencryptionTarget] = {}
+
+    # ----------------------------------------------------------------- system keys
+    def initialise(self) -> list[str]:
+        """Create whichever of the system keys (data, MAC root, signing) is missing, after
+        checking that the configured master key matches any that exist (MasterKeyMismatchError).
+        Idempotent; returns the names created."""
+        keyring = self._keyring
+        with keyring.uow.begin() as session:
+            initialised = repo.active_row(session, system_owner(SYSTEM_DATA)) is not None
+        if initialised:
+            self.verify_master_key()
+        created = []
+        now = keyring.clock.now()
+        with keyring.uow.begin() as session:
+            for name in (SYSTEM_DATA, SYSTEM_MAC, SYSTEM_SIGNING):
+                owner = system_owner(name)
+                if repo.key_rows(session, owner):
+                    continue
+                public: bytes | None = None
+                if name == SYSTEM_SIGNING:
+                    secret, public = new_signing_seed()
+                else:
+                    secret = new_data_key()
+                repo.add_key(
+                    session,
+                    owner,
+                    version=1,
+                    wrapped_key=keyring.wrap_for(owner, 1, secret),
+                    kek_id=keyring.provider.key_id,
+                    now=now,
+                    public_key=public,
+                )
+                created.append(name)
+        return created
+
+    def verify_master_key(self) -> None:
+        """Check that the configured master key is the one wrapping this keyring, by unwrapping
+        the system data key. Raises MasterKeyMismatchError (one line, nothing changed) or
+        StartupError if the keyring was never initialised."""
+        keyring = self._keyring
+        current = keyring.provider.key_id
+        with keyring.uow.begin() as session:
+            in_use = repo.kek_ids_in_use(session)
+            row = repo.active_row(session, system_owner(SYSTEM_DATA))
+        if row is None:
+            raise StartupError("the keyring has no system keys; run `bastion init`")
+        others = sorted(in_use - {current})
+        if others and current in in_use:
+            raise MasterKeyMismatchError(
+                f"a master key rotation did not finish: some keys are wrapped by "
+                f"{', '.join(others)}, others by the configured key {current}; with the old master "
+                f"key configured, rerun `bastion keys rotate-kek --new-key-file <new key>`"
+            )
+        try:
+            keyring.provider.unwrap(
+                row.wrapped_key or b"",
+                context=envelope.wrap_context("system", SYSTEM_DATA, row.version, SLOT_KEY),
+            )
+        except KeyUnwrapError:
+            wrapped_by = ", ".join(sorted(in_use)) or "an unknown key"
+            raise MasterKeyMismatchError(
+                f"the master key in {keyring.provider.description} (id {current}) does not match "
+                f"the keyring, whose keys are wrapped by master key {wrapped_by}; configure the "
+                f"master key that belongs to this database (nothing was changed)"
+            ) from None
 
     # ----------------------------------------------------------------- tenants
     def provision_tenant(self, tenant: str) -> KeyVersion:
@@ -133,7 +206,7 @@ class KeyAdministration:
 
     def rotate_system_key(self) -> KeyVersion:
         """Add a new version of the system data key (as ``rotate`` for a tenant)."""
-        return self._rotate_owner(system_owner(envelope.SYSTEM_DATA))
+        return self._rotate_owner(system_owner(SYSTEM_DATA))
 
     def _rotate_owner(self, owner: Owner) -> KeyVersion:
         keyring = self._keyring

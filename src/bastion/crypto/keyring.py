@@ -73,8 +73,6 @@ from bastion.crypto.models import STATUS_RETIRED, SystemKey
 from bastion.crypto.primitives import (
     hkdf_sha256,
     hmac_sha256,
-    new_data_key,
-    new_signing_seed,
     public_key_pem,
     raw_public_key,
     signing_key_from_seed,
@@ -598,68 +596,15 @@ class Keyring:
         """Rewrap every stored key under ``new_provider``; resumable and idempotent."""
         return self._admin.rotate_kek(new_provider, progress=progress)
 
-    # ----------------------------------------------------------------- provisioning
     def initialise(self) -> list[str]:
-        """Create whichever of the system keys (data, MAC root, signing) is missing, after
-        checking that the configured master key matches any that exist (MasterKeyMismatchError).
-        Idempotent; returns the names created."""
-        with self._uow.begin() as session:
-            initialised = repo.active_row(session, system_owner(SYSTEM_DATA)) is not None
-        if initialised:
-            self.verify_master_key()
-        created = []
-        now = self._clock.now()
-        with self._uow.begin() as session:
-            for name in (SYSTEM_DATA, SYSTEM_MAC, SYSTEM_SIGNING):
-                owner = system_owner(name)
-                if repo.key_rows(session, owner):
-                    continue
-                public: bytes | None = None
-                if name == SYSTEM_SIGNING:
-                    secret, public = new_signing_seed()
-                else:
-                    secret = new_data_key()
-                repo.add_key(
-                    session,
-                    owner,
-                    version=1,
-                    wrapped_key=self.wrap_for(owner, 1, secret),
-                    kek_id=self._provider.key_id,
-                    now=now,
-                    public_key=public,
-                )
-                created.append(name)
-        return created
+        """Create whichever system key (data, MAC root, signing) is missing, after checking the
+        master key against any that exist (MasterKeyMismatchError). Idempotent; names created."""
+        return self._admin.initialise()
 
     def verify_master_key(self) -> None:
-        """Check that the configured master key is the one wrapping this keyring, by unwrapping
-        the system data key. Raises MasterKeyMismatchError (one line, nothing changed) or
-        StartupError if the keyring was never initialised."""
-        current = self._provider.key_id
-        with self._uow.begin() as session:
-            in_use = repo.kek_ids_in_use(session)
-            row = repo.active_row(session, system_owner(SYSTEM_DATA))
-        if row is None:
-            raise StartupError("the keyring has no system keys; run `bastion init`")
-        others = sorted(in_use - {current})
-        if others and current in in_use:
-            raise MasterKeyMismatchError(
-                f"a master key rotation did not finish: some keys are wrapped by "
-                f"{', '.join(others)}, others by the configured key {current}; with the old master "
-                f"key configured, rerun `bastion keys rotate-kek --new-key-file <new key>`"
-            )
-        try:
-            self._provider.unwrap(
-                row.wrapped_key or b"",
-                context=envelope.wrap_context("system", SYSTEM_DATA, row.version, SLOT_KEY),
-            )
-        except KeyUnwrapError:
-            wrapped_by = ", ".join(sorted(in_use)) or "an unknown key"
-            raise MasterKeyMismatchError(
-                f"the master key in {self._provider.description} (id {current}) does not match "
-                f"the keyring, whose keys are wrapped by master key {wrapped_by}; configure the "
-                f"master key that belongs to this database (nothing was changed)"
-            ) from None
+        """Prove the configured master key wraps this keyring (MasterKeyMismatchError, one line,
+        nothing changed; StartupError if the keyring was never initialised)."""
+        self._admin.verify_master_key()
 
 
 def _evict_oldest(cache: dict[K, V]) -> None:
