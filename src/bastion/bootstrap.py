@@ -11,6 +11,7 @@ from typing import TypeVar
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from bastion.audit import AuditLog
 from bastion.crypto import (
     Keyring,
     LocalKeyProvider,
@@ -24,7 +25,12 @@ from bastion.db import UnitOfWork, assert_schema_current, make_engine, upgrade_t
 from bastion.db.engine import sqlite_path
 from bastion.errors import StartupError
 from bastion.identity import FirstOperatorBootstrap
+from bastion.identity.events import AuditLogTrail, AuditTrail
+from bastion.identity.keys import SystemKeys
+from bastion.identity.passwords import Argon2Parameters, PasswordHasher
+from bastion.identity.service import Identity, SqlIdentity
 from bastion.kernel.clock import Clock, SystemClock
+from bastion.mail import DirectoryOutbox, Outbox, SmtpOutbox
 from bastion.settings import Settings
 
 T = TypeVar("T")
@@ -44,6 +50,9 @@ class Container:
     key_provider: KeyProvider
     first_operator: FirstOperatorBootstrap
     keyring: Keyring
+    audit_log: AuditLog
+    identity: Identity
+    outbox: Outbox
     notes: list[str] = field(default_factory=list)
 
 
@@ -52,15 +61,29 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     engine = make_engine(settings.resolved_database_url, create=create)
     uow = UnitOfWork(engine)
     key_provider = _key_provider(settings)
+    # The keyring keeps its own short transactions on the same engine (see Keyring).
+    keyring = Keyring(uow=uow, provider=key_provider, clock=clock)
+    first_operator = FirstOperatorBootstrap(clock=clock)
+    audit_log = AuditLog(pseudonymizer=keyring, clock=clock, settings=settings.audit)
+    outbox = build_outbox(settings)
     return Container(
         settings=settings,
         engine=engine,
         uow=uow,
         clock=clock,
         key_provider=key_provider,
-        first_operator=FirstOperatorBootstrap(clock=clock),
-        # The keyring keeps its own short transactions on the same engine (see Keyring).
-        keyring=Keyring(uow=uow, provider=key_provider, clock=clock),
+        first_operator=first_operator,
+        keyring=keyring,
+        audit_log=audit_log,
+        outbox=outbox,
+        identity=build_identity(
+            settings,
+            keys=keyring,
+            clock=clock,
+            outbox=outbox,
+            first_operator=first_operator,
+            audit=AuditLogTrail(audit_log),
+        ),
     )
 
 
@@ -80,6 +103,53 @@ def _key_provider(settings: Settings) -> KeyProvider:
     return LocalKeyProvider(
         key_file=settings.key_file,
         key_base64=key_base64.get_secret_value() if key_base64 else None,
+    )
+
+
+def build_outbox(settings: Settings) -> Outbox:
+    """The mail transport the settings name: .eml files in dev/test, SMTP otherwise."""
+    mail = settings.mail
+    if settings.mail_transport == "directory":
+        return DirectoryOutbox(directory=settings.mail_dir, sender=mail.sender)
+    if mail.smtp_host is None:
+        raise StartupError("BASTION_MAIL__SMTP_HOST is required to send e-mail over SMTP")
+    return SmtpOutbox(
+        host=mail.smtp_host,
+        port=mail.smtp_port,
+        sender=mail.sender,
+        security=mail.smtp_security,
+        timeout_seconds=mail.smtp_timeout_seconds,
+        username=mail.smtp_username,
+        password=mail.smtp_password.get_secret_value() if mail.smtp_password else None,
+    )
+
+
+def build_identity(
+    settings: Settings,
+    *,
+    keys: SystemKeys,
+    clock: Clock,
+    outbox: Outbox,
+    first_operator: FirstOperatorBootstrap,
+    audit: AuditTrail,
+) -> SqlIdentity:
+    identity = settings.identity
+    hasher = PasswordHasher(
+        Argon2Parameters(
+            memory_kib=identity.argon2_memory_kib,
+            time_cost=identity.argon2_time_cost,
+            parallelism=identity.argon2_parallelism,
+        )
+    )
+    return SqlIdentity(
+        settings=identity,
+        hasher=hasher,
+        keys=keys,
+        clock=clock,
+        outbox=outbox,
+        audit=audit,
+        bootstrap=first_operator,
+        base_url=settings.base_url,
     )
 
 

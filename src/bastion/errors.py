@@ -6,7 +6,8 @@ Every failure a caller may see is an ``AppError``. Domain errors inherit a domai
     AppError
     ├── NotFound          404   (also: another tenant's object; no existence oracle)
     ├── Conflict          409
-    ├── InvalidInput      400/422
+    ├── InvalidInput      400
+    │   └── Unprocessable 422   (well-formed, but a rule refuses it: e.g. a password policy)
     ├── Unauthenticated   401
     ├── Forbidden         403
     ├── Gone              410
@@ -29,6 +30,9 @@ from typing import Any, ClassVar
 class AppError(Exception):
     code: ClassVar[str] = "bastion.error"
     public_message: ClassVar[str] = "The request could not be completed."
+    # An *audited refusal* (e.g. a failed login): the edge commits what the service wrote before
+    # raising, which must be only the audit entry, so that the refusal itself is on record.
+    audited_refusal: ClassVar[bool] = False
 
     def __init__(self, detail: str | None = None, **details: Any) -> None:
         self.detail = detail or self.public_message
@@ -49,6 +53,11 @@ class Conflict(AppError):
 class InvalidInput(AppError):
     code = "bastion.invalid_input"
     public_message = "The request is not valid."
+
+
+class Unprocessable(InvalidInput):
+    code = "bastion.unprocessable"
+    public_message = "The request is well-formed but a rule refuses it."
 
 
 class Unauthenticated(AppError):

@@ -149,6 +149,53 @@ class BackupSettings(_Section):
         return self
 
 
+class IdentitySettings(_Section):
+    """Accounts, passwords and sessions (see docs/identity.md for the reasoning behind each)."""
+
+    # "invitation": sign-up is refused until invitations (access issue) exist.
+    signup: Literal["open", "invitation"] = "open"
+    # argon2id, OWASP Password Storage Cheat Sheet minimum: m=19 MiB, t=2, p=1 (~30 ms here).
+    argon2_memory_kib: int = Field(default=19_456, ge=8, le=4 * 1024 * 1024)
+    argon2_time_cost: int = Field(default=2, ge=1, le=50)
+    argon2_parallelism: int = Field(default=1, ge=1, le=16)
+    password_min_length: int = Field(default=12, ge=8, le=64)
+    password_max_length: int = Field(default=256, ge=64, le=1024)
+    # zxcvbn score (0-4) a new password must reach.
+    password_min_score: int = Field(default=3, ge=0, le=4)
+    password_history: int = Field(default=5, ge=0, le=24)
+    # Context words (ASVS V6.2.11) a password must not be built from, besides the user's own data.
+    password_context_words: tuple[str, ...] = ("bastion",)
+    # NIST SP 800-63B AAL2 reauthentication: 30 min idle, 12 h absolute (docs/identity.md).
+    session_idle_timeout_seconds: int = Field(default=30 * 60, ge=1, le=7 * 24 * 3600)
+    session_absolute_lifetime_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
+    email_verification_lifetime_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
+    password_reset_lifetime_seconds: int = Field(default=30 * 60, ge=60, le=30 * 60)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> IdentitySettings:
+        if self.session_idle_timeout_seconds > self.session_absolute_lifetime_seconds:
+            raise ValueError("session_idle_timeout_seconds exceeds the absolute lifetime")
+        if self.password_min_length > self.password_max_length:
+            raise ValueError("password_min_length exceeds password_max_length")
+        return self
+
+
+class MailSettings(_Section):
+    """Outgoing e-mail. ``directory`` writes .eml files (dev/test default); ``smtp`` sends."""
+
+    # None: "directory" in dev and test unless smtp_host is set, "smtp" in prod.
+    transport: Literal["directory", "smtp"] | None = None
+    sender: str = "Bastion <bastion@localhost>"
+    directory: Path | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    # "starttls" (port 587), "tls" (implicit, port 465); "none" only for loopback relays.
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+
 class Settings(BaseSettings):
     """Everything Bastion can be told. Paths default to places under ``data_dir``."""
 
@@ -170,6 +217,8 @@ class Settings(BaseSettings):
     tls: TlsSettings = TlsSettings()
     crypto: CryptoSettings = CryptoSettings()
     log: LogSettings = LogSettings()
+    identity: IdentitySettings = IdentitySettings()
+    mail: MailSettings = MailSettings()
     audit: AuditSettings = AuditSettings()
     backup: BackupSettings = BackupSettings()
 
@@ -227,6 +276,18 @@ class Settings(BaseSettings):
     @property
     def backup_staging_dir(self) -> Path:
         return self.backup.staging_dir or self.data_dir / "backup-staging"
+
+    @property
+    def mail_transport(self) -> Literal["directory", "smtp"]:
+        if self.mail.transport is not None:
+            return self.mail.transport
+        if self.env in ("dev", "test") and self.mail.smtp_host is None:
+            return "directory"
+        return "smtp"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.mail.directory or self.data_dir / "mail"
 
     @property
     def base_url(self) -> str:

@@ -41,11 +41,26 @@ def test_bootstrap_link_is_printed_once_and_its_token_is_checked(fresh_server):
     assert fresh_server.output().count(token) == 1
 
     valid = fresh_server.client.get("/bootstrap", params={"token": token})
-    assert valid.status_code == 501
-    assert "not available yet" in valid.json()["detail"]
+    assert valid.status_code == 200
+    assert valid.json()["path"] == "/api/v1/bootstrap"
     forged = fresh_server.client.get("/bootstrap", params={"token": "A" * 43})
     assert forged.status_code == 401
     assert forged.json()["code"] == "identity.bootstrap_token_invalid"
+
+    operator = {"email": "root@example.com", "password": "correct horse battery staple"}
+    created = fresh_server.client.post("/api/v1/bootstrap", json={"token": token, **operator})
+    assert created.status_code == 201, created.text
+    assert created.json()["email"] == "root@example.com"
+    # Single use: the same token neither checks nor redeems again.
+    again = {"token": token, "email": "second@example.com", "password": operator["password"]}
+    assert fresh_server.client.post("/api/v1/bootstrap", json=again).status_code == 401
+    assert fresh_server.client.get("/bootstrap", params={"token": token}).status_code == 401
+    login = fresh_server.client.post("/api/v1/auth/login", json=operator)
+    assert login.status_code == 200
+    me = fresh_server.client.get(
+        "/api/v1/me", headers={"Authorization": f"Bearer {login.json()['token']}"}
+    )
+    assert me.json()["is_operator"] is True
 
     fresh_server.stop()
     fresh_server.start()  # the second start prints no link

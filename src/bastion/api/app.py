@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from bastion import __version__
 from bastion.api.errors import install_error_handlers
 from bastion.api.middleware import EdgeMiddleware
-from bastion.api.routers import bootstrap, health
+from bastion.api.routers import auth, bootstrap, health, me
 from bastion.bootstrap import Container
 
 OPENAPI_URL = "/api/openapi.json"
@@ -28,6 +28,8 @@ def create_app(container: Container) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(bootstrap.router)
+    app.include_router(auth.router)
+    app.include_router(me.router)
     http = container.settings.http
     app.add_middleware(
         EdgeMiddleware,

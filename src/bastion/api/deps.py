@@ -1,4 +1,14 @@
-"""Request dependencies as ``Annotated`` aliases reading the container on ``app.state``."""
+"""Request dependencies as ``Annotated`` aliases reading the container on ``app.state``.
+
+Authentication (``PrincipalDep``): ``Authorization: Bearer <token>`` or the
+``__Host-bastion_session`` cookie, checked against the store on every request. A bearer header,
+when present, is the only credential considered (a browser never adds one on its own, so bearer
+requests need no CSRF proof). Cookie-authenticated requests with an unsafe method must carry
+``X-CSRF-Token`` equal to the ``csrf_token`` returned at login (synchronizer token, compared
+with the session's stored hash): a cross-site page can make the browser send the cookie, but it
+can neither read the token nor set a custom header without a CORS preflight, which Bastion never
+grants.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +19,15 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from bastion.bootstrap import Container
+from bastion.errors import AppError
+from bastion.identity import ClientInfo, NotAuthenticated, Principal
+from bastion.identity.errors import CsrfCheckFailed
+
+SESSION_COOKIE = "__Host-bastion_session"
+CSRF_COOKIE = "__Host-bastion_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_USER_AGENT_CHARS = 512
 
 
 def get_container(request: Request) -> Container:
@@ -20,9 +39,72 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 
 
 def get_session(container: ContainerDep) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back if it raises."""
+    """One transaction per request: committed when the route returns, rolled back if it raises.
+
+    An *audited refusal* (``AppError.audited_refusal``, e.g. a failed login) is the exception:
+    the service wrote only the audit entry before raising, and that entry must be kept.
+    """
+    refusal: AppError | None = None
     with container.uow.begin() as session:
-        yield session
+        try:
+            yield session
+        except AppError as exc:
+            if not exc.audited_refusal:
+                raise
+            refusal = exc
+    if refusal is not None:
+        raise refusal
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit happens before the response is sent. With FastAPI's default
+# ("request") it would run after, so a client could read "201 Created" for a write that then
+# failed to commit, or race its own next request past the commit.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_client(request: Request) -> ClientInfo:
+    """The caller's address (from the edge middleware), User-Agent and request id."""
+    user_agent = request.headers.get("user-agent")
+    return ClientInfo(
+        ip=getattr(request.state, "client_ip", None),
+        user_agent=user_agent[:MAX_USER_AGENT_CHARS] if user_agent else None,
+        request_id=getattr(request.state, "request_id", None),
+    )
+
+
+ClientDep = Annotated[ClientInfo, Depends(get_client)]
+
+
+def get_principal(request: Request, container: ContainerDep, session: SessionDep) -> Principal:
+    """The authenticated caller, or 401 (NotAuthenticated) / 403 (CsrfCheckFailed)."""
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthenticated
+        return container.identity.authenticate(session, token=token.strip(), via_cookie=False)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise NotAuthenticated
+    return container.identity.authenticate(
+        session,
+        token=cookie,
+        via_cookie=True,
+        csrf_token=request.headers.get(CSRF_HEADER),
+        require_csrf=request.method not in SAFE_METHODS,
+    )
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def refuse_cross_site(request: Request) -> None:
+    """Refuse unauthenticated state changes a cross-site page triggered (login CSRF).
+
+    Browsers send ``Sec-Fetch-Site`` on every request; non-browser clients send none and pass.
+    """
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        raise CsrfCheckFailed("Cross-site requests may not sign in, sign up or reset passwords.")
+
+
+SameSiteOnly = Depends(refuse_cross_site)

@@ -20,6 +20,7 @@ from bastion.api.problems import problem_response
 STATUS_BY_KIND: dict[type[errors.AppError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.Unprocessable: 422,
     errors.InvalidInput: 400,
     errors.Unauthenticated: 401,
     errors.Forbidden: 403,

@@ -12,6 +12,7 @@ from bastion.bootstrap import build, initialise
 from bastion.cli.audit import audit_app
 from bastion.cli.context import SettingsLoader, clear_failures, console, settings_from
 from bastion.cli.keys import keys_app
+from bastion.cli.users import users_app
 from bastion.db import upgrade_to_head
 from bastion.identity.first_operator import BOOTSTRAP_PATH
 from bastion.kernel.redact import redact_url
@@ -27,6 +28,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 
 

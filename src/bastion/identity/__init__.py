@@ -1,10 +1,62 @@
-"""Identity: who someone is. So far only the first-operator bootstrap link.
+"""Identity: who someone is. Accounts, argon2id passwords and their policy, revocable sessions,
+e-mailed single-use tokens (verification, reset), and the first-operator bootstrap.
 
-Accounts, passwords, sessions, second factors and API keys arrive with the identity issue; the
-bootstrap endpoint answers "not available yet" until then, but its token mechanism is real.
+Owns the ``users``, ``password_history``, ``auth_sessions``, ``email_tokens`` and
+``bootstrap_tokens`` tables. Never imports the api, cli or web edges, never commits (the edge owns
+the transaction), and never lets a password, token or e-mail reach a log line or an audit detail.
+Second factors, passkeys and API keys arrive later in issue 5.
 """
 
-from bastion.identity.errors import BootstrapTokenInvalid
+from bastion.identity.emails import EmailAddress, normalise_email
+from bastion.identity.errors import (
+    BootstrapTokenInvalid,
+    CsrfCheckFailed,
+    IdentityError,
+    InvalidCredentials,
+    NotAuthenticated,
+    PasswordRejected,
+)
+from bastion.identity.events import AuditTrail, EventOutcome, IdentityEvent, LogOnlyAuditTrail
 from bastion.identity.first_operator import FirstOperatorBootstrap, IssuedLink
+from bastion.identity.passwords import Argon2Parameters, PasswordHasher, PasswordPolicy
+from bastion.identity.service import Identity, SqlIdentity
+from bastion.identity.types import (
+    Account,
+    ClientInfo,
+    IdentityAction,
+    IssuedSession,
+    Principal,
+    SessionId,
+    SessionInfo,
+    UserId,
+)
 
-__all__ = ["BootstrapTokenInvalid", "FirstOperatorBootstrap", "IssuedLink"]
+__all__ = [
+    "Account",
+    "Argon2Parameters",
+    "AuditTrail",
+    "BootstrapTokenInvalid",
+    "ClientInfo",
+    "CsrfCheckFailed",
+    "EmailAddress",
+    "EventOutcome",
+    "FirstOperatorBootstrap",
+    "Identity",
+    "IdentityAction",
+    "IdentityError",
+    "IdentityEvent",
+    "InvalidCredentials",
+    "IssuedLink",
+    "IssuedSession",
+    "LogOnlyAuditTrail",
+    "NotAuthenticated",
+    "PasswordHasher",
+    "PasswordPolicy",
+    "PasswordRejected",
+    "Principal",
+    "SessionId",
+    "SessionInfo",
+    "SqlIdentity",
+    "UserId",
+    "normalise_email",
+]

@@ -1,10 +1,41 @@
 """Identity errors::
 
-IdentityError
-└── BootstrapTokenInvalid (Unauthenticated)   unknown, used, revoked or expired link
+    IdentityError
+    ├── BootstrapTokenInvalid (Unauthenticated)   unknown, used, revoked or expired bootstrap link
+    ├── InvalidCredentials (Unauthenticated)      unknown e-mail, wrong password, disabled account
+    ├── NotAuthenticated (Unauthenticated)        no, unknown, expired or revoked session token
+    ├── CsrfCheckFailed (Forbidden)               cookie-authenticated unsafe request without proof
+    ├── SignupClosed (Forbidden)                  sign-up is by invitation only
+    ├── EmailTaken (Conflict)                     sign-up with an address already registered
+    ├── InvalidEmail (Unprocessable)              not an address Bastion can store and mail to
+    ├── TokenInvalid (InvalidInput)               unknown, used, expired e-mailed token
+    ├── CurrentPasswordWrong (InvalidInput)       password change with a wrong current password
+    ├── SessionNotFound (NotFound)                not one of the caller's live sessions
+    ├── UserNotFound (NotFound)                   operator command naming no user
+    ├── AlreadyBootstrapped (Conflict)            an operator exists already
+    └── PasswordRejected (Unprocessable)          a policy rule failed; ``code`` names the rule:
+        ├── PasswordTooShort / PasswordTooLong
+        ├── PasswordTooCommon                     in the shipped list of common passwords
+        ├── PasswordTooWeak                       strength estimate below the setting
+        ├── PasswordFromContext                   weak once the user's/product words are removed
+        └── PasswordReused                        one of the last N passwords
+
+No error carries a password, token or e-mail in its details.
 """
 
-from bastion.errors import AppError, Unauthenticated
+from __future__ import annotations
+
+from typing import Any
+
+from bastion.errors import (
+    AppError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+    Unprocessable,
+)
 
 
 class IdentityError(AppError):
@@ -15,3 +46,111 @@ class BootstrapTokenInvalid(IdentityError, Unauthenticated):
     # One answer for unknown, used, revoked and expired: the caller learns nothing more.
     code = "identity.bootstrap_token_invalid"
     public_message = "This bootstrap link is not valid (unknown, already used or expired)."
+
+
+class InvalidCredentials(IdentityError, Unauthenticated):
+    # Unknown e-mail, wrong password and disabled account all end here, at equal cost.
+    code = "identity.invalid_credentials"
+    public_message = "The e-mail address or password is not correct."
+    audited_refusal = True  # the failed attempt must reach the audit log
+
+
+class NotAuthenticated(IdentityError, Unauthenticated):
+    code = "identity.not_authenticated"
+    public_message = "Authentication is required (no valid session)."
+
+
+class CsrfCheckFailed(IdentityError, Forbidden):
+    code = "identity.csrf_failed"
+    public_message = (
+        "A cookie-authenticated request that changes state must carry the X-CSRF-Token header "
+        "returned at login."
+    )
+
+
+class SignupClosed(IdentityError, Forbidden):
+    code = "identity.signup_closed"
+    public_message = "Sign-up is by invitation only on this server."
+
+
+class EmailTaken(IdentityError, Conflict):
+    code = "identity.email_taken"
+    public_message = "An account with this e-mail address already exists."
+
+
+class InvalidEmail(IdentityError, Unprocessable):
+    code = "identity.invalid_email"
+    public_message = "This is not a valid e-mail address."
+
+
+class TokenInvalid(IdentityError, InvalidInput):
+    # Unknown, used and expired tokens answer alike: the caller learns nothing more.
+    code = "identity.token_invalid"
+    public_message = "This link is not valid (unknown, already used or expired)."
+
+
+class CurrentPasswordWrong(IdentityError, InvalidInput):
+    code = "identity.current_password_wrong"
+    public_message = "The current password is not correct."
+
+
+class SessionNotFound(IdentityError, NotFound):
+    code = "identity.session_not_found"
+    public_message = "No such session."
+
+
+class UserNotFound(IdentityError, NotFound):
+    code = "identity.user_not_found"
+    public_message = "No such user."
+
+
+class AlreadyBootstrapped(IdentityError, Conflict):
+    code = "identity.already_bootstrapped"
+    public_message = "An operator account exists already."
+
+
+class PasswordRejected(IdentityError, Unprocessable):
+    code = "identity.password_rejected"
+    public_message = "The password does not meet the password policy."
+    rule = "policy"
+
+    def __init__(self, detail: str | None = None, **details: Any) -> None:
+        # The problem names the failed rule (and the field), never the password.
+        super().__init__(detail, rule=self.rule, field="password", **details)
+
+
+class PasswordTooShort(PasswordRejected):
+    code = "identity.password_too_short"
+    rule = "min_length"
+
+
+class PasswordTooLong(PasswordRejected):
+    code = "identity.password_too_long"
+    rule = "max_length"
+
+
+class PasswordTooCommon(PasswordRejected):
+    code = "identity.password_too_common"
+    public_message = "This password is in the list of commonly used passwords."
+    rule = "common"
+
+
+class PasswordTooWeak(PasswordRejected):
+    code = "identity.password_too_weak"
+    public_message = "This password is too easy to guess."
+    rule = "strength"
+
+
+class PasswordFromContext(PasswordRejected):
+    code = "identity.password_from_context"
+    public_message = (
+        "This password is built from your name, your e-mail address or the product name; "
+        "without them it is too easy to guess."
+    )
+    rule = "context"
+
+
+class PasswordReused(PasswordRejected):
+    code = "identity.password_reused"
+    public_message = "This password was used recently; choose a new one."
+    rule = "history"

@@ -2,7 +2,7 @@
 
 On the very first start Bastion issues one single-use token, valid for an hour, and prints a link
 holding it. Only its SHA-256 is stored. Issuing a new link (``bastion bootstrap``) revokes older
-ones. Once the identity work lands, redeeming the token creates the first operator account.
+ones. Redeeming the token (``Identity.create_first_operator``) creates the first operator account.
 """
 
 from __future__ import annotations
@@ -82,7 +82,17 @@ class FirstOperatorBootstrap:
         return row
 
     def redeem(self, session: Session, token: str) -> None:
-        """Mark the token used; a second redemption fails. Called by first-operator creation."""
+        """Mark the token used; a second redemption fails. Called by first-operator creation.
+
+        The conditional UPDATE makes two concurrent redemptions safe: only one matches the
+        unused row; the other gets BootstrapTokenInvalid.
+        """
         row = self.check(session, token)
-        row.used_at = self._clock.now()
-        session.flush()
+        result = session.execute(
+            update(BootstrapToken)
+            .where(BootstrapToken.id == row.id, BootstrapToken.used_at.is_(None))
+            .values(used_at=self._clock.now())
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(result, "rowcount", 0):
+            raise BootstrapTokenInvalid

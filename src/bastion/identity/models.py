@@ -1,13 +1,22 @@
-"""Identity tables."""
+"""Identity tables. Rows never leave the domain: the service returns ``types`` values.
+
+Every secret is stored derived, never in clear: passwords as argon2id, session, CSRF and e-mailed
+tokens as SHA-256 (256-bit random tokens need no salt or stretching).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, LargeBinary, String
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bastion.db.base import Base
+
+NAME_CHARS = 200
+HASH_CHARS = 255
+USER_AGENT_CHARS = 512
+IP_CHARS = 45  # the longest textual IPv6 address (IPv4-mapped)
 
 
 class BootstrapToken(Base):
@@ -21,3 +30,73 @@ class BootstrapToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class User(Base):
+    """An account.
+
+    The e-mail address is personal data and never stored in clear: ``email_sealed`` is
+    AES-256-GCM under the system data key, bound to this user id (a ciphertext moved to another
+    row fails to open); ``email_index`` is a keyed HMAC of the lower-cased address (a blind
+    index) for uniqueness and login lookups (see ``identity.emails`` and ``identity.keys``).
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    email_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    email_index: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    name: Mapped[str | None] = mapped_column(String(NAME_CHARS))
+    password_hash: Mapped[str] = mapped_column(String(HASH_CHARS))
+    is_operator: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    password_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PasswordHistory(Base):
+    """Recent password hashes of a user (current one included), for the no-reuse rule."""
+
+    __tablename__ = "password_history"
+    __table_args__ = (Index("ix_password_history_user_id", "user_id", "id"),)
+
+    # Insertion order, which timestamps cannot give (two changes in one clock tick, frozen
+    # clocks in tests).
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    password_hash: Mapped[str] = mapped_column(String(HASH_CHARS))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuthSession(Base):
+    """A login session. Looked up by ``token_hash`` on every request; never cached."""
+
+    __tablename__ = "auth_sessions"
+    __table_args__ = (Index("ix_auth_sessions_user_revoked", "user_id", "revoked_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    csrf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ip: Mapped[str | None] = mapped_column(String(IP_CHARS))
+    user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_CHARS))
+
+
+class EmailToken(Base):
+    """A single-use token sent by e-mail (verification, password reset); only its SHA-256."""
+
+    __tablename__ = "email_tokens"
+    __table_args__ = (Index("ix_email_tokens_user_purpose", "user_id", "purpose"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(32))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,125 @@
+"""``/api/v1/auth``: sign-up, login, logout, e-mail verification, password forgot/reset.
+
+Routes that hash or verify passwords are plain ``def``: Starlette runs them in its threadpool,
+so argon2 never blocks the event loop (a unit test keeps them so).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+
+from bastion.api.deps import ClientDep, ContainerDep, PrincipalDep, SameSiteOnly, SessionDep
+from bastion.api.routers.cookies import clear_session_cookies, set_session_cookies
+from bastion.api.schemas.identity import (
+    Accepted,
+    AccountCreated,
+    ForgotPasswordRequest,
+    LoginRequest,
+    ResetPasswordRequest,
+    SessionToken,
+    SignupRequest,
+    VerifyEmailRequest,
+)
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated, or wrong credentials (one answer for all causes)."},
+    403: {"description": "Sign-up closed, or a cross-site or CSRF-less request."},
+    422: {"description": "Invalid input, or a password rule failed (the code names the rule)."},
+}
+
+
+@router.post(
+    "/signup",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[SameSiteOnly],
+    responses={**PROBLEMS, 409: {"description": "The e-mail address is registered."}},
+)
+def signup(
+    body: SignupRequest, container: ContainerDep, session: SessionDep, client: ClientDep
+) -> AccountCreated:
+    """Create an account (open sign-up by default) and mail a verification link."""
+    account = container.identity.signup(
+        session, email=body.email, password=body.password, name=body.name, client=client
+    )
+    return AccountCreated(id=account.id, email=account.email)
+
+
+@router.post("/login", dependencies=[SameSiteOnly], responses=PROBLEMS)
+def login(
+    body: LoginRequest,
+    response: Response,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> SessionToken:
+    """A new session: the token in the body (for ``Authorization: Bearer``) and as a cookie.
+
+    Unknown e-mail, wrong password and disabled account answer the same 401, in similar time.
+    """
+    issued = container.identity.login(
+        session, email=body.email, password=body.password, client=client
+    )
+    set_session_cookies(response, issued)
+    return SessionToken(
+        token=issued.token,
+        expires_at=issued.expires_at,
+        idle_expires_at=issued.idle_expires_at,
+        csrf_token=issued.csrf_token,
+    )
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
+def logout(
+    principal: PrincipalDep, container: ContainerDep, session: SessionDep, client: ClientDep
+) -> Response:
+    """End the current session; its token stops working at once."""
+    container.identity.logout(session, principal=principal, client=client)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    clear_session_cookies(response)
+    return response
+
+
+@router.post("/email/verify", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
+def verify_email(
+    body: VerifyEmailRequest, container: ContainerDep, session: SessionDep, client: ClientDep
+) -> None:
+    """Confirm an address with the token from the verification e-mail (single use)."""
+    container.identity.verify_email(session, token=body.token, client=client)
+
+
+@router.post(
+    "/password/forgot",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[SameSiteOnly],
+    responses=PROBLEMS,
+)
+def forgot_password(
+    body: ForgotPasswordRequest, container: ContainerDep, session: SessionDep, client: ClientDep
+) -> Accepted:
+    """Always 202: a reset link is mailed if, and only if, the address has an active account."""
+    container.identity.request_password_reset(session, email=body.email, client=client)
+    return Accepted(
+        detail="If an account uses this address, a reset link valid for 30 minutes is on its way."
+    )
+
+
+@router.post(
+    "/password/reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[SameSiteOnly],
+    responses=PROBLEMS,
+)
+def reset_password(
+    body: ResetPasswordRequest, container: ContainerDep, session: SessionDep, client: ClientDep
+) -> Response:
+    """Set a new password with the e-mailed token; every session of the account ends."""
+    container.identity.reset_password(
+        session, token=body.token, password=body.password, client=client
+    )
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    clear_session_cookies(response)
+    return response

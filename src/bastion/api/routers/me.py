@@ -1,0 +1,125 @@
+"""``/api/v1/me``: the caller's account, password and sessions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response, status
+
+from bastion.api.deps import ClientDep, ContainerDep, PrincipalDep, SessionDep
+from bastion.api.routers.cookies import clear_session_cookies, set_session_cookies
+from bastion.api.schemas.identity import (
+    Account,
+    ChangePasswordRequest,
+    SessionItem,
+    SessionList,
+    SessionToken,
+)
+
+router = APIRouter(prefix="/api/v1/me", tags=["me"])
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid session."},
+    403: {"description": "Cookie-authenticated write without X-CSRF-Token."},
+}
+SessionPath = Annotated[str, Path(min_length=36, max_length=36, pattern=r"^[0-9a-f-]{36}$")]
+
+
+@router.get("", responses=PROBLEMS)
+def me(principal: PrincipalDep, container: ContainerDep, session: SessionDep) -> Account:
+    """The caller's account."""
+    account = container.identity.account(session, principal=principal)
+    return Account(
+        id=account.id,
+        email=account.email,
+        name=account.name,
+        is_operator=account.is_operator,
+        email_verified=account.email_verified,
+        created_at=account.created_at,
+    )
+
+
+@router.post(
+    "/password",
+    responses={**PROBLEMS, 422: {"description": "Wrong current password or a rule failed."}},
+)
+def change_password(
+    *,
+    body: ChangePasswordRequest,
+    response: Response,
+    principal: PrincipalDep,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> SessionToken:
+    """Change the password (the current one is required). Every session ends, this one
+    included, and a new session is returned (new token after a privilege change)."""
+    issued = container.identity.change_password(
+        session,
+        principal=principal,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        client=client,
+    )
+    set_session_cookies(response, issued)
+    return SessionToken(
+        token=issued.token,
+        expires_at=issued.expires_at,
+        idle_expires_at=issued.idle_expires_at,
+        csrf_token=issued.csrf_token,
+    )
+
+
+@router.get("/sessions", responses=PROBLEMS)
+def list_sessions(
+    principal: PrincipalDep, container: ContainerDep, session: SessionDep
+) -> SessionList:
+    """The caller's live sessions, newest first (one page: a user has few)."""
+    items = container.identity.list_sessions(session, principal=principal)
+    return SessionList(
+        items=[
+            SessionItem(
+                id=item.id,
+                created_at=item.created_at,
+                last_seen_at=item.last_seen_at,
+                expires_at=item.expires_at,
+                ip=item.ip,
+                user_agent=item.user_agent,
+                current=item.current,
+            )
+            for item in items
+        ]
+    )
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**PROBLEMS, 404: {"description": "Not one of the caller's live sessions."}},
+)
+def revoke_session(
+    session_id: SessionPath,
+    principal: PrincipalDep,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> Response:
+    """End one session; its token fails on the very next request."""
+    container.identity.revoke_session(
+        session, principal=principal, session_id=session_id, client=client
+    )
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    if session_id == principal.session_id:
+        clear_session_cookies(response)
+    return response
+
+
+@router.delete("/sessions", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
+def revoke_all_sessions(
+    principal: PrincipalDep, container: ContainerDep, session: SessionDep, client: ClientDep
+) -> Response:
+    """End every session of the caller, this one included."""
+    container.identity.revoke_all_sessions(session, principal=principal, client=client)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    clear_session_cookies(response)
+    return response

@@ -1,0 +1,129 @@
+"""Request and response shapes of the identity endpoints (auth, me, bootstrap).
+
+Sizes are bounded here, at the edge, before any hashing: a password field longer than the
+policy's ceiling is refused by shape (422 naming the field) without spending argon2 on it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from bastion.identity import normalise_email
+from bastion.identity.errors import InvalidEmail
+
+# The widest policy allowed by settings (identity.password_max_length le=1024); the configured
+# maximum is then enforced by the policy with its own named rule.
+MAX_PASSWORD_FIELD_CHARS = 1024
+MAX_TOKEN_FIELD_CHARS = 128
+
+Email = Annotated[str, StringConstraints(min_length=3, max_length=320)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PASSWORD_FIELD_CHARS)]
+Name = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=200, strip_whitespace=True, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
+]
+Token = Annotated[
+    str,
+    StringConstraints(min_length=20, max_length=MAX_TOKEN_FIELD_CHARS, pattern=r"^[A-Za-z0-9_-]+$"),
+]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class _WithEmail(_Request):
+    email: Email
+
+    @field_validator("email")
+    @classmethod
+    def _well_formed(cls, value: str) -> str:
+        try:
+            normalise_email(value)
+        except InvalidEmail:
+            raise ValueError("not a valid e-mail address") from None
+        return value
+
+
+class SignupRequest(_WithEmail):
+    password: Password
+    name: Name | None = None
+
+
+class LoginRequest(_Request):
+    # Not validated as an address: a malformed one must answer exactly like an unknown one.
+    email: Email
+    password: Password
+
+
+class ForgotPasswordRequest(_Request):
+    # Same: no shape oracle beyond the size bound.
+    email: Email
+
+
+class ResetPasswordRequest(_Request):
+    token: Token
+    password: Password
+
+
+class VerifyEmailRequest(_Request):
+    token: Token
+
+
+class ChangePasswordRequest(_Request):
+    current_password: Password
+    new_password: Password
+
+
+class BootstrapRequest(_WithEmail):
+    token: Token
+    password: Password
+    name: Name | None = None
+
+
+class AccountCreated(BaseModel):
+    id: str
+    email: str
+
+
+class Account(BaseModel):
+    id: str
+    email: str
+    name: str | None
+    is_operator: bool
+    email_verified: bool
+    created_at: datetime
+
+
+class SessionToken(BaseModel):
+    """A new session. ``csrf_token`` goes in ``X-CSRF-Token`` on cookie-authenticated writes."""
+
+    token: str
+    expires_at: datetime
+    idle_expires_at: datetime
+    csrf_token: str
+
+
+class SessionItem(BaseModel):
+    id: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+
+class SessionList(BaseModel):
+    items: list[SessionItem]
+    next_cursor: str | None = None
+
+
+class Accepted(BaseModel):
+    status: str = Field(default="accepted")
+    detail: str

@@ -1,0 +1,113 @@
+"""Identity queries. Only the identity service calls these; they never commit.
+
+Users are not tenant-owned (a user may belong to several tenants through memberships, which the
+access domain owns), so these queries carry no tenant predicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from bastion.identity.models import AuthSession, EmailToken, PasswordHistory, User
+
+
+def user_by_email_index(session: Session, email_index: bytes) -> User | None:
+    return session.scalar(select(User).where(User.email_index == email_index))
+
+
+def user_by_id(session: Session, user_id: str, *, for_update: bool = False) -> User | None:
+    query = select(User).where(User.id == user_id)
+    if for_update:
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def operator_exists(session: Session) -> bool:
+    count = session.scalar(select(func.count()).select_from(User).where(User.is_operator))
+    return bool(count)
+
+
+def recent_password_hashes(session: Session, user_id: str, limit: int) -> Sequence[str]:
+    if limit <= 0:
+        return []
+    return session.scalars(
+        select(PasswordHistory.password_hash)
+        .where(PasswordHistory.user_id == user_id)
+        .order_by(PasswordHistory.id.desc())
+        .limit(limit)
+    ).all()
+
+
+def prune_password_history(session: Session, user_id: str, keep: int) -> None:
+    kept = select(PasswordHistory.id).where(PasswordHistory.user_id == user_id)
+    kept = kept.order_by(PasswordHistory.id.desc())
+    keep_ids = list(session.scalars(kept.limit(max(keep, 1))).all())
+    session.execute(
+        delete(PasswordHistory).where(
+            PasswordHistory.user_id == user_id, PasswordHistory.id.not_in(keep_ids)
+        )
+    )
+
+
+def session_by_token_hash(session: Session, token_hash: bytes) -> AuthSession | None:
+    return session.scalar(select(AuthSession).where(AuthSession.token_hash == token_hash))
+
+
+def live_sessions(session: Session, user_id: str, now: datetime) -> Sequence[AuthSession]:
+    """Sessions not revoked and within their absolute lifetime (idle expiry checked by caller)."""
+    return session.scalars(
+        select(AuthSession)
+        .where(
+            AuthSession.user_id == user_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > now,
+        )
+        .order_by(AuthSession.created_at.desc(), AuthSession.id)
+    ).all()
+
+
+def revoke_session(session: Session, user_id: str, session_id: str, now: datetime) -> bool:
+    """Revoke one of ``user_id``'s sessions; False if it is not theirs or already dead."""
+    result = session.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.id == session_id,
+            AuthSession.user_id == user_id,
+            AuthSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def revoke_all_sessions(session: Session, user_id: str, now: datetime) -> int:
+    result = session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+def email_token_by_hash(session: Session, token_hash: bytes) -> EmailToken | None:
+    return session.scalar(select(EmailToken).where(EmailToken.token_hash == token_hash))
+
+
+def retire_email_tokens(session: Session, user_id: str, purpose: str, now: datetime) -> None:
+    """Mark every unused token of ``purpose`` used: only the newest link ever works."""
+    session.execute(
+        update(EmailToken)
+        .where(
+            EmailToken.user_id == user_id,
+            EmailToken.purpose == purpose,
+            EmailToken.used_at.is_(None),
+        )
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )

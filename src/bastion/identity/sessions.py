@@ -1,0 +1,128 @@
+"""Login sessions: opaque tokens checked against the store on every request.
+
+- A token is 256 random bits (``kernel.ids.new_token``); only its SHA-256 is stored, so a database
+  leak yields no usable session. Every login makes a new one (no fixation).
+- Each request looks the session up (no cache: revocation is immediate across processes) and
+  enforces the idle timeout and the absolute lifetime from settings.
+- ``last_seen_at`` is written at most every ``touch_interval`` (a tenth of the idle timeout,
+  at most a minute): a durable write per request would cap throughput at the disk's fsync rate
+  (PERF-NOTES), and the idle deadline moves by at most that much.
+- Each session also has a CSRF token (synchronizer pattern): its SHA-256 is stored beside the
+  session, and cookie-authenticated unsafe requests must echo the token in ``X-CSRF-Token``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from bastion.identity import repository
+from bastion.identity.errors import CsrfCheckFailed, NotAuthenticated
+from bastion.identity.models import USER_AGENT_CHARS, AuthSession, User
+from bastion.identity.types import ClientInfo, IssuedSession, Principal, SessionId, UserId
+from bastion.kernel.ids import new_id, new_token, token_digest
+
+MAX_TOUCH_INTERVAL = timedelta(minutes=1)
+# Opaque tokens from new_token() are 43 characters; anything much longer is not ours.
+MAX_TOKEN_CHARS = 128
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything Bastion stores is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    idle_timeout: timedelta
+    absolute_lifetime: timedelta
+
+    @property
+    def touch_interval(self) -> timedelta:
+        return min(MAX_TOUCH_INTERVAL, self.idle_timeout / 10)
+
+
+def issue(
+    session: Session, *, user_id: str, client: ClientInfo, now: datetime, policy: SessionPolicy
+) -> IssuedSession:
+    """A new session for ``user_id`` (the caller has authenticated them)."""
+    token = new_token()
+    csrf_token = new_token()
+    row = AuthSession(
+        id=new_id(),
+        user_id=user_id,
+        token_hash=token_digest(token),
+        csrf_hash=token_digest(csrf_token),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + policy.absolute_lifetime,
+        revoked_at=None,
+        ip=client.ip,
+        user_agent=(client.user_agent or None) and client.user_agent[:USER_AGENT_CHARS],
+    )
+    session.add(row)
+    session.flush()
+    return IssuedSession(
+        id=SessionId(row.id),
+        user_id=UserId(user_id),
+        token=token,
+        csrf_token=csrf_token,
+        expires_at=row.expires_at,
+        idle_expires_at=min(row.expires_at, now + policy.idle_timeout),
+    )
+
+
+def is_live(row: AuthSession, *, now: datetime, policy: SessionPolicy) -> bool:
+    return (
+        row.revoked_at is None
+        and aware(row.expires_at) > now
+        and aware(row.last_seen_at) + policy.idle_timeout > now
+    )
+
+
+def authenticate(
+    session: Session,
+    *,
+    token: str,
+    now: datetime,
+    policy: SessionPolicy,
+    via_cookie: bool,
+    csrf_token: str | None = None,
+    require_csrf: bool = False,
+) -> Principal:
+    """The principal behind ``token``, or NotAuthenticated (unknown, expired, revoked, disabled).
+
+    With ``require_csrf`` (a cookie-authenticated unsafe request), ``csrf_token`` must match the
+    session's, or CsrfCheckFailed. Comparisons of secret-derived values are constant-time.
+    """
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        raise NotAuthenticated
+    digest = token_digest(token)
+    row = repository.session_by_token_hash(session, digest)
+    if (
+        row is None
+        or not hmac.compare_digest(row.token_hash, digest)
+        or not is_live(row, now=now, policy=policy)
+    ):
+        raise NotAuthenticated
+    user = session.get(User, row.user_id)
+    if user is None or user.disabled_at is not None:
+        raise NotAuthenticated
+    if require_csrf and (
+        csrf_token is None
+        or len(csrf_token) > MAX_TOKEN_CHARS
+        or not hmac.compare_digest(row.csrf_hash, token_digest(csrf_token))
+    ):
+        raise CsrfCheckFailed
+    if now - aware(row.last_seen_at) >= policy.touch_interval:
+        row.last_seen_at = now
+        session.flush()
+    return Principal(
+        user_id=UserId(user.id),
+        session_id=SessionId(row.id),
+        is_operator=user.is_operator,
+        via_cookie=via_cookie,
+    )

@@ -1,0 +1,93 @@
+"""Identity value types: what other packages see instead of rows (frozen, secret-free reprs)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NewType
+
+UserId = NewType("UserId", str)
+SessionId = NewType("SessionId", str)
+
+
+class IdentityAction(enum.StrEnum):
+    """Audit actions recorded by the identity domain (``domain.resource_action``)."""
+
+    SIGNUP = "identity.signup"
+    EMAIL_VERIFIED = "identity.email_verified"
+    LOGIN = "identity.login"
+    LOGOUT = "identity.logout"
+    PASSWORD_CHANGED = "identity.password_changed"  # noqa: S105 - a name, not a password
+    PASSWORD_RESET_REQUESTED = "identity.password_reset_requested"  # noqa: S105 - a name, not a password
+    PASSWORD_RESET = "identity.password_reset"  # noqa: S105 - a name, not a password
+    SESSION_REVOKED = "identity.session_revoked"
+    SESSIONS_REVOKED = "identity.sessions_revoked"
+    USER_DISABLED = "identity.user_disabled"
+    OPERATOR_BOOTSTRAPPED = "identity.operator_bootstrapped"
+
+
+class TokenPurpose(enum.StrEnum):
+    """What a single-use e-mailed token is good for; a token never works for another purpose."""
+
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - a name, not a password
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """Where a call came from, for sessions and the audit log. Client-controlled except ``ip``."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user as the API shows it. The e-mail is the normalised address."""
+
+    id: UserId
+    email: str
+    name: str | None
+    is_operator: bool
+    email_verified: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of one request: who, through which session, how.
+
+    ``via_cookie`` tells the edge that CSRF protection applies to unsafe methods.
+    """
+
+    user_id: UserId
+    session_id: SessionId
+    is_operator: bool
+    via_cookie: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedSession:
+    """A new session. ``token`` and ``csrf_token`` are shown once and never stored in clear."""
+
+    id: SessionId
+    user_id: UserId
+    token: str = field(repr=False)
+    csrf_token: str = field(repr=False)
+    expires_at: datetime
+    idle_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """One live session as its owner sees it in the session list."""
+
+    id: SessionId
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ip: str | None
+    user_agent: str | None
+    current: bool
