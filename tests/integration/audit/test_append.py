@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import func, select, text
@@ -40,7 +41,7 @@ def test_appends_form_a_gapless_chain_from_the_genesis_hash(engine, audit_log):
     assert [ref.seq for ref in refs] == [1, 2, 3, 4, 5]
     rows = _rows(engine)
     assert rows[0].prev_hash == GENESIS_HASH
-    assert all(row.prev_hash == before.hash for before, row in zip(rows, rows[1:], strict=False))
+    assert all(row.prev_hash == before.hash for before, row in pairwise(rows))
     assert refs[-1].hash == rows[-1].hash
 
 
@@ -58,10 +59,15 @@ def test_tenants_and_the_system_have_separate_chains(engine, audit_log):
 
 def test_a_rolled_back_business_change_takes_its_event_with_it(engine, audit_log):
     append_many(engine, audit_log, 2)
-    with pytest.raises(RuntimeError), Session(engine) as session, session.begin():
-        session.add(_business_row(1))
-        audit_log.append(session, event(3))
-        raise RuntimeError("the business change fails after auditing")
+
+    def failing_action():
+        with Session(engine) as session, session.begin():
+            session.add(_business_row(1))
+            audit_log.append(session, event(3))
+            raise RuntimeError("the business change fails after auditing")
+
+    with pytest.raises(RuntimeError, match="fails after auditing"):
+        failing_action()
     assert [r.seq for r in _rows(engine)] == [1, 2]
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(BootstrapToken)) == 0
@@ -73,10 +79,14 @@ def test_a_rolled_back_business_change_takes_its_event_with_it(engine, audit_log
 
 
 def test_a_refused_event_fails_the_action(engine, audit_log):
-    with pytest.raises(SecretInAuditDetails), Session(engine) as session, session.begin():
-        session.add(_business_row(2))
-        session.flush()
-        audit_log.append(session, event(1, details={"password": "hunter2"}))
+    def action_with_a_secret():
+        with Session(engine) as session, session.begin():
+            session.add(_business_row(2))
+            session.flush()
+            audit_log.append(session, event(1, details={"password": "hunter2"}))
+
+    with pytest.raises(SecretInAuditDetails):
+        action_with_a_secret()
     with Session(engine) as session:
         assert session.scalar(select(func.count()).select_from(BootstrapToken)) == 0
     assert _rows(engine) == []
@@ -85,9 +95,14 @@ def test_a_refused_event_fails_the_action(engine, audit_log):
 def test_a_rolled_back_savepoint_leaves_the_chain_whole(engine, audit_log, verifier):
     with Session(engine) as session, session.begin():
         audit_log.append(session, event(1))
-        with pytest.raises(RuntimeError), session.begin_nested():
-            audit_log.append(session, event(2))
-            raise RuntimeError("inner step fails")
+
+        def failing_step():
+            with session.begin_nested():
+                audit_log.append(session, event(2))
+                raise RuntimeError("inner step fails")
+
+        with pytest.raises(RuntimeError, match="inner step"):
+            failing_step()
         audit_log.append(session, event(3))
     assert [r.seq for r in _rows(engine)] == [1, 2]
     assert verifier.verify().ok
@@ -141,7 +156,7 @@ def test_details_and_fields_round_trip_unchanged(engine, audit_log):
             AuditEvent(
                 action="member.removed",
                 tenant_id=TENANT,
-                details={"z": [1, None, True], "a": {"nested": "ünïcödé \n\t\"quoted\""}},
+                details={"z": [1, None, True], "a": {"nested": 'ünïcödé \n\t"quoted"'}},
             ),
         )
     row = _rows(engine)[0]

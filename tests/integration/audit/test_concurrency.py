@@ -7,6 +7,7 @@ real request traffic. Every chain must verify, with no gap and no duplicate sequ
 from __future__ import annotations
 
 import threading
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -38,7 +39,7 @@ def _run_writers(url, keyring, chain_of):
             for number in range(EVENTS_EACH):
                 with Session(engine) as session, session.begin():
                     log.append(session, event(number, tenant=chain_of(writer)))
-        except Exception as exc:  # noqa: BLE001 - collected and failed on below
+        except Exception as exc:  # collected, and failed on below
             errors.append(exc)
         finally:
             engine.dispose()
