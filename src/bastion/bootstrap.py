@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bastion.audit import AuditLog
+from bastion.backup import BackupService, BackupTarget, LocalTarget, S3Target, s3_client
 from bastion.crypto import (
     Keyring,
     LocalKeyProvider,
@@ -53,6 +54,7 @@ class Container:
     audit_log: AuditLog
     identity: Identity
     outbox: Outbox
+    backup: BackupService
     notes: list[str] = field(default_factory=list)
 
 
@@ -76,6 +78,9 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
         keyring=keyring,
         audit_log=audit_log,
         outbox=outbox,
+        backup=build_backup(
+            settings, engine=engine, uow=uow, keyring=keyring, audit_log=audit_log, clock=clock
+        ),
         identity=build_identity(
             settings,
             keys=keyring,
@@ -103,6 +108,45 @@ def _key_provider(settings: Settings) -> KeyProvider:
     return LocalKeyProvider(
         key_file=settings.key_file,
         key_base64=key_base64.get_secret_value() if key_base64 else None,
+    )
+
+
+def build_backup(
+    settings: Settings,
+    *,
+    engine: Engine,
+    uow: UnitOfWork,
+    keyring: Keyring,
+    audit_log: AuditLog,
+    clock: Clock,
+) -> BackupService:
+    """The backup service over the target the settings name (built on first use)."""
+    backup = settings.backup
+
+    def target() -> BackupTarget:
+        if backup.target == "local":
+            return LocalTarget(settings.backup_dir)
+        access_key = backup.s3_access_key_id
+        secret_key = backup.s3_secret_access_key
+        client = s3_client(
+            endpoint_url=backup.s3_endpoint_url,
+            region=backup.s3_region,
+            access_key_id=access_key.get_secret_value() if access_key else None,
+            secret_access_key=secret_key.get_secret_value() if secret_key else None,
+            timeout_seconds=backup.s3_timeout_seconds,
+        )
+        return S3Target(client, bucket=backup.s3_bucket or "", prefix=backup.s3_prefix)
+
+    return BackupService(
+        settings=backup,
+        database_url=settings.resolved_database_url,
+        staging_dir=settings.backup_staging_dir,
+        target=target,
+        engine=engine,
+        uow=uow,
+        keyring=keyring,
+        audit_log=audit_log,
+        clock=clock,
     )
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Final
 
@@ -425,9 +425,9 @@ class BackupService:
                 DrillResult(
                     drill_id=row.id,
                     backup_id=row.backup_id,
-                    started_at=row.started_at,
+                    started_at=_utc(row.started_at),
                     duration_seconds=row.duration_ms / 1000,
-                    recovery_point=row.recovery_point,
+                    recovery_point=None if row.recovery_point is None else _utc(row.recovery_point),
                     ok=row.outcome == "success",
                     detail=row.detail,
                     restored_bytes=row.restored_bytes,
@@ -457,6 +457,11 @@ class BackupService:
                     details=details,
                 ),
             )
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes for DateTime(timezone=True); Bastion stores UTC only.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

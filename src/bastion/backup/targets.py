@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 PAYLOAD: Final = "payload.bin"
 MANIFEST: Final = "manifest.json"
 PARTIAL_SUFFIX: Final = ".partial"
-S3_PART_BYTES: Final = 16 * 1024 * 1024  # S3 parts must be >= 5 MiB (except the last)
+# S3 parts must be >= 5 MiB (except the last) and at most 10,000 per object: parts start at
+# 8 MiB and double every 1,000 parts, so the size of a backup is practically unbounded.
+S3_PART_BYTES: Final = 8 * 1024 * 1024
+S3_PARTS_PER_DOUBLING: Final = 1000
 DIRECTORY_MODE: Final = 0o700
 FILE_MODE: Final = 0o600
 
@@ -221,7 +224,7 @@ class _S3Upload:
 
     def write(self, data: bytes) -> object:
         self._buffer += data
-        if len(self._buffer) >= S3_PART_BYTES:
+        if len(self._buffer) >= S3_PART_BYTES << (len(self._parts) // S3_PARTS_PER_DOUBLING):
             self._send()
         return len(data)
 

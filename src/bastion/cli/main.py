@@ -10,6 +10,7 @@ import typer
 from bastion import __version__
 from bastion.bootstrap import build, initialise
 from bastion.cli.audit import audit_app
+from bastion.cli.backup import backup_app
 from bastion.cli.context import SettingsLoader, clear_failures, console, settings_from
 from bastion.cli.keys import keys_app
 from bastion.cli.users import users_app
@@ -30,6 +31,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
+app.add_typer(backup_app, name="backup")
 
 
 @app.callback()
