@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from json.encoder import encode_basestring
 
 import pytest
 from hypothesis import given
@@ -18,6 +19,7 @@ from bastion.audit.canonical import (
     entry_bytes,
     format_time,
     parse_time,
+    stored_entry_bytes,
 )
 
 MAX_SAFE = 2**53 - 1
@@ -99,3 +101,16 @@ def test_times_are_utc_with_six_fractional_digits():
         format_time(datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="canonical"):
         parse_time("2026-01-01T00:00:00Z")
+
+
+@given(entries, details)
+def test_the_verifier_encoding_of_a_stored_row_is_the_same_bytes(fields, details_value):
+    time = "2026-11-22T09:00:00.000001Z"
+    details_json = canonical_json(details_value)
+    stored = (
+        fields["seq"], time, fields["tenant"], fields["actor"], fields["action"],
+        fields["target"], fields["outcome"], fields["source_ip"], fields["user_agent"],
+        fields["request_id"], details_json, GENESIS_HASH, GENESIS_HASH,
+    )  # fmt: skip
+    expected = entry_bytes(**fields, time=time, details_json=details_json)
+    assert stored_entry_bytes(encode_basestring(fields["chain"]), stored, fields["seq"]) == expected
