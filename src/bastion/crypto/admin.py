@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 MAX_TENANT_ID_CHARS: Final = 36
 MAX_TARGET_NAME_CHARS: Final = 64
 CONFLICT_RETRIES: Final = 3
+# Every lost round means another rotation won and committed, so this bounds only a stampede.
+ROTATION_RETRIES: Final = 20
 KEK_BATCH_ROWS: Final = 500
 BLIND_INDEX_INFO: Final = b"bastion:blind-index:v1"
 
@@ -210,20 +212,28 @@ class KeyAdministration:
 
     def _rotate_owner(self, owner: Owner) -> KeyVersion:
         keyring = self._keyring
-        for _ in range(CONFLICT_RETRIES):
+        for _ in range(ROTATION_RETRIES):
+            info: KeyVersion | None = None
             try:
                 with keyring.uow.begin() as session:
                     # Lock the active row first (an UPDATE), so a concurrent rotation waits.
                     locked = repo.reserve_encryptions(session, owner, 0)
-                    row = repo.key_row(session, owner, locked[0]) if locked else None
-                    if row is None:
-                        self._raise_missing(session, owner)
-                    new = self.add_version(session, owner, row)
-                    info = _version_info(owner, new)
+                    if locked is None:
+                        # PostgreSQL re-checks a waiting UPDATE against the winner's row (now
+                        # superseded) and matches nothing; the winner's new version is only
+                        # visible to the next transaction, so retry unless there is none.
+                        if repo.active_row(session, owner) is None:
+                            self._raise_missing(session, owner)
+                    else:
+                        new = self.add_version(
+                            session, owner, repo.key_row(session, owner, locked[0])
+                        )
+                        info = _version_info(owner, new)
             except IntegrityError:
-                continue
-            keyring.forget(owner)
-            return info
+                continue  # SQLite or a fresh owner: the partial unique index caught the race
+            if info is not None:
+                keyring.forget(owner)
+                return info
         raise KeyringConflictError(f"the data key of {owner.label} kept changing; retry")
 
     @staticmethod

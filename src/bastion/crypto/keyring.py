@@ -92,7 +92,9 @@ KEY_CACHE_TTL_SECONDS: Final = 60.0
 MAX_CACHED_KEYS: Final = 10_000
 MAX_CACHED_PURPOSES: Final = 1024
 _MOVED_OR_TAMPERED: Final = "tampered, or moved from another record or tenant"
-CONFLICT_RETRIES: Final = 3
+# Each lost round means another process reserved or rotated and committed: progress was made,
+# so a generous bound only matters in a stampede at the moment a key reaches its limit.
+CONFLICT_RETRIES: Final = 20
 
 BLIND_INDEX_INFO: Final = b"bastion:blind-index:v1"
 SYSTEM_MAC_INFO: Final = b"bastion:system-mac:v1:"
