@@ -24,6 +24,10 @@ persisted counter is never below the true count, and exceeds it by less than one
 that used the key (a crash loses the rest of its block: harmless, it only over-counts). One write
 per 65,536 encryptions, none on the hot path. When a reservation would take a key past
 ``MAX_ENCRYPTIONS_PER_KEY``, the keyring rotates that key first, so no key ever exceeds 2^32.
+
+SQLite. Reservations are writes in the keyring's own transaction (first use of a key in a
+process, after a rotation, once per block). A caller holding a SQLite write transaction should
+seal before its first write, or the reservation waits for that lock (busy timeout, then fails).
 """
 
 from __future__ import annotations
@@ -96,7 +100,6 @@ _MOVED_OR_TAMPERED: Final = "tampered, or moved from another record or tenant"
 # so a generous bound only matters in a stampede at the moment a key reaches its limit.
 CONFLICT_RETRIES: Final = 20
 
-BLIND_INDEX_INFO: Final = b"bastion:blind-index:v1"
 SYSTEM_MAC_INFO: Final = b"bastion:system-mac:v1:"
 
 
