@@ -9,7 +9,8 @@ BackupError (AppError)
 ├── BackupToolMissing (Unavailable)      pg_dump / pg_restore for the server's major version absent
 ├── SnapshotFailed                       the database could not be snapshotted (pg_dump failed...)
 ├── RestoreRefused (Conflict)            the restore target is not empty and --force was not given
-└── BackupTargetUnavailable (Unavailable)  the local directory or S3 bucket cannot be used
+├── BackupTargetUnavailable (Unavailable)  the local directory or S3 bucket cannot be used
+└── InstallationUnavailable (Unavailable)  this installation's own database cannot be read
 
 None of them carries key material or database contents; messages name backups, chunks and paths.
 """
@@ -62,3 +63,8 @@ class RestoreRefused(BackupError, Conflict):
 class BackupTargetUnavailable(BackupError, Unavailable):
     code = "backup.target_unavailable"
     public_message = "The backup storage cannot be used."
+
+
+class InstallationUnavailable(BackupError, Unavailable):
+    code = "backup.installation_unavailable"
+    public_message = "This installation's database cannot be read."

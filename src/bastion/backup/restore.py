@@ -16,7 +16,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from bastion.audit import AuditVerifier, Keys
+from sqlalchemy import Engine
+
+from bastion.audit import AuditEvent, AuditLog, AuditVerifier, Keys, Outcome
 from bastion.audit.canonical import key_id_for
 from bastion.backup import snapshot
 from bastion.backup.errors import BackupCorrupted, RestoreRefused
@@ -28,6 +30,7 @@ from bastion.db import UnitOfWork, make_engine
 from bastion.db.engine import sqlite_path
 from bastion.errors import InvalidInput
 from bastion.kernel.clock import Clock
+from bastion.settings import AuditSettings
 
 if TYPE_CHECKING:
     from bastion.backup.service import BackupService
@@ -55,6 +58,7 @@ class Restorer:
         self._service = service
         self._bin_dir = pg_bin_dir
         self._clock = clock
+        self._trust_backup = False
 
     def restore(
         self,
@@ -64,13 +68,19 @@ class Restorer:
         database_url: str | None,
         force: bool,
         progress: Progress | None,
+        trust_backup_keyring: bool = False,
     ) -> RestoreReport:
         started = time.monotonic()
+        self._trust_backup = trust_backup_keyring
         if (data_dir is None) == (database_url is None):
             raise InvalidInput("restore into either a data directory or a database URL")
         if database_url is not None and sqlite_path(database_url) is not None:
             raise InvalidInput("restore SQLite backups into a data directory (--data-dir)")
-        manifest = self._service.manifest(backup_id)
+        manifest = (
+            self._service.unverified_manifest(backup_id)
+            if trust_backup_keyring
+            else self._service.manifest(backup_id)
+        )
         wanted = "sqlite" if data_dir is not None else "postgresql"
         if manifest.backend != wanted:
             raise InvalidInput(
@@ -159,12 +169,20 @@ class Restorer:
     def _after(self, url: str, manifest: Manifest) -> _Checks:
         """Replay this installation's erasure ledger, then verify the restored audit chains
         (hashes, checkpoint signatures) and that their heads are the ones the manifest names."""
-        current = self._service.keyring
         engine = make_engine(url)
         try:
-            restored = Keyring(uow=UnitOfWork(engine), provider=current.provider, clock=self._clock)
-            erased = restored.replay_erasures(current.erasures())
-            public_key = current.signing_public_key()
+            restored = Keyring(
+                uow=UnitOfWork(engine), provider=self._service.keyring.provider, clock=self._clock
+            )
+            if self._trust_backup:
+                # Every chunk authenticated under a key only the master key could wrap, so the
+                # signing key inside the backup is as trustworthy as the backup: check with it.
+                public_key = restored.signing_public_key()
+                manifest.verify_signature(public_key, _verify)
+                erased = 0  # the backup's own ledger is all there is
+            else:
+                public_key = self._service.signing_public_key()
+                erased = restored.replay_erasures(self._service.erasures())
             keys = Keys(public_keys={key_id_for(public_key): public_key}, verify_signature=_verify)
             # No checkpoint directory: exported checkpoints may be newer than the backup.
             report = AuditVerifier(engine=engine, keys=keys, checkpoint_dir=None).verify()
@@ -182,10 +200,26 @@ class Restorer:
                         f"backup {manifest.backup_id}: restored audit chain {chain_id} ends at "
                         f"{found.get(chain_id)}, the manifest says {head.seq}"
                     )
+            if self._trust_backup:
+                self._audit_in_restored(engine, restored, manifest)
             tables = snapshot.table_row_counts(engine)
         finally:
             engine.dispose()
         return _Checks(tables, erased, len(report.chains))
+
+    def _audit_in_restored(self, engine: Engine, keyring: Keyring, manifest: Manifest) -> None:
+        """Without the installation's own database, the restore is recorded where it landed."""
+        log = AuditLog(pseudonymizer=keyring, clock=self._clock, settings=AuditSettings())
+        with UnitOfWork(engine).begin() as session:
+            log.append(
+                session,
+                AuditEvent(
+                    action="backup.restored",
+                    target=f"backup:{manifest.backup_id}",
+                    outcome=Outcome.SUCCESS,
+                    details={"trusted_backup_keyring": True, "bytes": manifest.plaintext_bytes},
+                ),
+            )
 
 
 def make_url_database(url: str) -> str:

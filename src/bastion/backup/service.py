@@ -14,15 +14,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, TypeVar
 
 import structlog
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from bastion.audit import AuditEvent, AuditLog, Outcome
 from bastion.audit.events import JsonValue
 from bastion.backup import snapshot
-from bastion.backup.errors import BackupCorrupted, BackupError, BackupKeyMismatch, BackupNotFound
+from bastion.backup.errors import (
+    BackupCorrupted,
+    BackupError,
+    BackupKeyMismatch,
+    BackupNotFound,
+    InstallationUnavailable,
+)
 from bastion.backup.manifest import Backend, Manifest, parse_manifest
 from bastion.backup.models import BackupDrill
 from bastion.backup.restore import Restorer
@@ -39,10 +46,17 @@ from bastion.backup.types import (
     PruneReport,
     RestoreReport,
 )
-from bastion.crypto import CryptoError, Keyring, StreamKeys, StreamOpener, verify_signature
+from bastion.crypto import (
+    CryptoError,
+    ErasureReceipt,
+    Keyring,
+    StreamKeys,
+    StreamOpener,
+    verify_signature,
+)
 from bastion.db import UnitOfWork
 from bastion.db.engine import sqlite_path
-from bastion.errors import AppError
+from bastion.errors import AppError, StartupError
 from bastion.kernel.clock import Clock
 from bastion.kernel.ids import new_id
 from bastion.settings import BackupSettings
@@ -52,6 +66,7 @@ STALE_EVENT: Final = "backup.stale"
 FAILED_EVENT: Final = "backup.failed"
 DRILL_FAILED_EVENT: Final = "backup.drill_failed"
 STAGING_MODE: Final = 0o700
+T = TypeVar("T")
 
 
 def _check(public_key: bytes, message: bytes, signature: bytes) -> bool:
@@ -120,7 +135,7 @@ class BackupService:
             manifest = self._write(backup_id, created_at, progress)
         except AppError as exc:
             log.error(FAILED_EVENT, backup_id=backup_id, error=str(exc))
-            self._record("backup.failed", backup_id, Outcome.FAILURE, {"error": str(exc)[:500]})
+            self._record_failure("backup.failed", backup_id, {"error": str(exc)[:500]})
             raise
         summary = BackupSummary.of(manifest)
         self._record(
@@ -221,10 +236,22 @@ class BackupService:
     # ------------------------------------------------------------------ list / verify
     def manifest(self, backup_id: str) -> Manifest:
         """The backup's manifest, signature checked against this installation's signing key.
-        Raises BackupNotFound, ManifestSignatureInvalid."""
-        manifest = parse_manifest(self.target.read_manifest(backup_id), expected_id=backup_id)
-        manifest.verify_signature(self._keyring.signing_public_key(), _check)
+        Raises BackupNotFound, ManifestSignatureInvalid, InstallationUnavailable."""
+        manifest = self.unverified_manifest(backup_id)
+        manifest.verify_signature(self.signing_public_key(), _check)
         return manifest
+
+    def unverified_manifest(self, backup_id: str) -> Manifest:
+        """The parsed manifest, signature NOT checked (a disaster restore checks it later)."""
+        return parse_manifest(self.target.read_manifest(backup_id), expected_id=backup_id)
+
+    def signing_public_key(self) -> bytes:
+        """This installation's signing key; InstallationUnavailable if its database is gone."""
+        return _current(self._keyring.signing_public_key)
+
+    def erasures(self) -> list[ErasureReceipt]:
+        """This installation's erasure ledger; InstallationUnavailable if its database is gone."""
+        return _current(self._keyring.erasures)
 
     def listing(self) -> Listing:
         """Complete backups whose manifest verifies, oldest first; the others under ``bad``."""
@@ -283,11 +310,26 @@ class BackupService:
         data_dir: Path | None = None,
         database_url: str | None = None,
         force: bool = False,
+        trust_backup_keyring: bool = False,
         progress: Progress | None = None,
     ) -> RestoreReport:
         """Verify the backup completely, restore it into ``data_dir`` (SQLite) or the database
         at ``database_url`` (PostgreSQL), replay this installation's erasure ledger into it and
-        verify its audit chains. Audited on this installation's system chain, success or not."""
+        verify its audit chains. Audited on this installation's system chain, success or not.
+
+        ``trust_backup_keyring``: for when this installation's database is lost. The manifest is
+        then checked with the signing key inside the backup, which is trustworthy because every
+        chunk authenticated under a key only the master key could have wrapped; the erasure
+        ledger is the backup's own; the restore is audited in the restored database instead."""
+        if trust_backup_keyring:
+            return Restorer(self, pg_bin_dir=self._settings.pg_bin_dir, clock=self._clock).restore(
+                backup_id,
+                data_dir=data_dir,
+                database_url=database_url,
+                force=force,
+                progress=progress,
+                trust_backup_keyring=True,
+            )
         restorer = Restorer(self, pg_bin_dir=self._settings.pg_bin_dir, clock=self._clock)
         destination = str(data_dir) if data_dir is not None else "a PostgreSQL database"
         try:
@@ -299,10 +341,9 @@ class BackupService:
                 progress=progress,
             )
         except AppError as exc:
-            self._record(
+            self._record_failure(
                 "backup.restore_failed",
                 backup_id,
-                Outcome.FAILURE,
                 {"destination": destination, "error": str(exc)[:500]},
             )
             raise
@@ -440,6 +481,16 @@ class BackupService:
     def new_drill_id(self) -> str:
         return new_id()
 
+    def _record_failure(
+        self, action: str, backup_id: str | None, details: dict[str, JsonValue]
+    ) -> None:
+        """Audit a failure; if even that fails (the database is what failed), log it instead of
+        hiding the original error behind the audit one."""
+        try:
+            self._record(action, backup_id, Outcome.FAILURE, details)
+        except (AppError, SQLAlchemyError) as exc:
+            log.error("backup.audit_failed", action=action, backup_id=backup_id, error=str(exc))
+
     def _record(
         self,
         action: str,
@@ -457,6 +508,16 @@ class BackupService:
                     details=details,
                 ),
             )
+
+
+def _current(read: Callable[[], T]) -> T:
+    try:
+        return read()
+    except (SQLAlchemyError, StartupError) as exc:
+        raise InstallationUnavailable(
+            f"this installation's database cannot be read ({str(exc).splitlines()[0]}); if it "
+            f"is lost, restore with --trust-backup-keyring"
+        ) from None
 
 
 def _utc(moment: datetime) -> datetime:

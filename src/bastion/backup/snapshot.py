@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -149,7 +149,15 @@ class PgCommand:
 def pg_command(url: str) -> PgCommand:
     parsed = make_url(url)
     password = parsed.password
-    dsn = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    # Rebuilt without the password (URL.set(password=None) would keep it): argv is world-readable.
+    dsn = URL.create(
+        "postgresql",
+        username=parsed.username,
+        host=parsed.host,
+        port=parsed.port,
+        database=parsed.database,
+        query=parsed.query,
+    ).render_as_string(hide_password=False)
     env = {"PGCONNECT_TIMEOUT": str(PG_CONNECT_TIMEOUT_SECONDS), "LC_ALL": "C"}
     if password is not None:
         env["PGPASSWORD"] = str(password)

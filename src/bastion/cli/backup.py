@@ -143,6 +143,7 @@ def _print_restore(report: RestoreReport) -> None:
 def restore(
     ctx: typer.Context,
     backup_id: BackupIdArgument,
+    *,
     data_dir: Annotated[
         Path | None,
         typer.Option("--data-dir", help="SQLite: a new (empty) data directory to restore into."),
@@ -154,6 +155,15 @@ def restore(
     force: Annotated[
         bool, typer.Option("--force", help="Replace an existing database at the destination.")
     ] = False,
+    trust_backup_keyring: Annotated[
+        bool,
+        typer.Option(
+            "--trust-backup-keyring",
+            help="This installation's database is lost: check the manifest with the signing key "
+            "inside the backup (authenticated by the master key) and keep the backup's own "
+            "erasure ledger.",
+        ),
+    ] = False,
 ) -> None:
     """Verify the backup, restore it, replay the erasure ledger and verify the audit chains."""
     with _service(ctx) as (_, service), _progress_bar() as progress:
@@ -162,6 +172,7 @@ def restore(
             data_dir=data_dir,
             database_url=database_url,
             force=force,
+            trust_backup_keyring=trust_backup_keyring,
             progress=progress,
         )
     _print_restore(report)

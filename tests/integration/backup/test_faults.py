@@ -122,3 +122,53 @@ def test_the_wrong_master_key_is_a_clear_error(settings, container, tmp_path):
 def test_unknown_or_malformed_ids_are_not_found(service, backup_id):
     with pytest.raises(BackupNotFound):
         service.verify(backup_id)
+
+
+def test_after_losing_the_database_a_restore_trusts_the_backups_own_keyring(
+    make_settings, tmp_path
+):
+    from bastion.backup import InstallationUnavailable
+    from bastion.crypto import Keyring
+    from bastion.db import UnitOfWork, make_engine
+    from tests.integration.backup.conftest import TENANT
+    from tests.support.backup import installation
+
+    settings = make_settings(
+        data_dir=tmp_path / "lost", backup={"directory": tmp_path / "offsite", "zstd_threads": 1}
+    )
+    original = installation(settings)
+    original.keyring.provision_tenant(TENANT)
+    sealed = original.keyring.seal(TENANT, purpose="records", record_id="r", plaintext=b"data")
+    backup_id = original.backup.create().backup.backup_id
+    original.engine.dispose()
+    (settings.data_dir / "bastion.db").unlink()  # the disaster
+
+    survivor = build(settings)
+    try:
+        with pytest.raises(InstallationUnavailable, match="--trust-backup-keyring"):
+            survivor.backup.restore(backup_id, data_dir=tmp_path / "new")
+        report = survivor.backup.restore(
+            backup_id, data_dir=tmp_path / "new", trust_backup_keyring=True
+        )
+    finally:
+        survivor.engine.dispose()
+    assert report.erasures_replayed == 0
+    engine = make_engine(f"sqlite:///{tmp_path / 'new' / 'bastion.db'}")
+    try:
+        restored = Keyring(
+            uow=UnitOfWork(engine), provider=original.keyring.provider, clock=original.clock
+        )
+        assert restored.open(TENANT, purpose="records", record_id="r", sealed=sealed) == b"data"
+    finally:
+        engine.dispose()
+
+
+def test_a_trusted_restore_still_refuses_a_tampered_manifest(settings, service, tmp_path):
+    backup_id = service.create().backup.backup_id
+    _, manifest_file = _files(settings, backup_id)
+    document = json.loads(manifest_file.read_text())
+    document["database"]["schema_revision"] = "0001"
+    manifest_file.write_text(json.dumps(document))
+    with pytest.raises(ManifestSignatureInvalid):
+        service.restore(backup_id, data_dir=tmp_path / "new", trust_backup_keyring=True)
+    assert not (tmp_path / "new" / "bastion.db").exists()
