@@ -31,7 +31,8 @@ class AppError(Exception):
     code: ClassVar[str] = "bastion.error"
     public_message: ClassVar[str] = "The request could not be completed."
     # An *audited refusal* (e.g. a failed login): the edge commits what the service wrote before
-    # raising, which must be only the audit entry, so that the refusal itself is on record.
+    # raising, which must be only what records the refusal (the audit entry; an MFA challenge or
+    # its attempt counter), so that the refusal itself is on record.
     audited_refusal: ClassVar[bool] = False
 
     def __init__(self, detail: str | None = None, **details: Any) -> None:

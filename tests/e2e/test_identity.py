@@ -312,3 +312,60 @@ def test_an_idle_session_expires(tmp_path):
         _assert_problem(short.client.get("/api/v1/me", headers=_bearer(token)), 401)
     finally:
         short.stop()
+
+
+def test_totp_login_with_replay_refused_and_single_use_recovery_codes(server):
+    import pyotp
+
+    email = "second-factor@example.com"
+    _signup(server, email)
+    token = _login(server, email)["token"]
+    enrolment = server.client.post("/api/v1/me/totp", headers=_bearer(token))
+    assert enrolment.status_code == 200, enrolment.text
+    body = enrolment.json()
+    assert body["otpauth_uri"].startswith("otpauth://totp/Bastion:")
+    assert body["qr_svg"].startswith("<svg")
+    authenticator = pyotp.TOTP(body["secret"])
+    first_code = authenticator.now()
+    confirmed = server.client.post(
+        "/api/v1/me/totp/confirm", json={"code": first_code}, headers=_bearer(token)
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    recovery_codes = confirmed.json()["recovery_codes"]
+    assert len(recovery_codes) == 10
+    me = server.client.get("/api/v1/me", headers=_bearer(token)).json()
+    assert me["mfa_enabled"] is True
+
+    def mfa_token():
+        response = server.client.post(
+            "/api/v1/auth/login", json={"email": email, "password": PASSWORD}
+        )
+        problem = _assert_problem(response, 401, "identity.mfa_required")
+        assert problem["type"].endswith("/mfa-required")
+        assert "set-cookie" not in response.headers
+        return problem["mfa_token"]
+
+    # The code that confirmed enrolment is spent: replaying it finishes no login.
+    replay = server.client.post(
+        "/api/v1/auth/mfa", json={"mfa_token": mfa_token(), "code": first_code}
+    )
+    _assert_problem(replay, 401, "identity.mfa_code_invalid")
+    next_code = authenticator.at(int(time.time()) + 30)  # the next step: inside the window
+    done = server.client.post(
+        "/api/v1/auth/mfa", json={"mfa_token": mfa_token(), "code": next_code}
+    )
+    assert done.status_code == 200, done.text
+    assert server.client.get("/api/v1/me", headers=_bearer(done.json()["token"])).status_code == 200
+    again = server.client.post(
+        "/api/v1/auth/mfa", json={"mfa_token": mfa_token(), "code": next_code}
+    )
+    _assert_problem(again, 401, "identity.mfa_code_invalid")
+
+    used = server.client.post(
+        "/api/v1/auth/mfa", json={"mfa_token": mfa_token(), "code": recovery_codes[0]}
+    )
+    assert used.status_code == 200, used.text
+    reused = server.client.post(
+        "/api/v1/auth/mfa", json={"mfa_token": mfa_token(), "code": recovery_codes[0]}
+    )
+    _assert_problem(reused, 401, "identity.mfa_code_invalid")

@@ -13,6 +13,12 @@
     ├── SessionNotFound (NotFound)                not one of the caller's live sessions
     ├── UserNotFound (NotFound)                   operator command naming no user
     ├── AlreadyBootstrapped (Conflict)            an operator exists already
+    ├── MfaRequired (Unauthenticated)             password right; finish at /auth/mfa (mfa_token)
+    ├── MfaCodeInvalid (Unauthenticated)          wrong/used code, unknown/expired/spent mfa_token
+    ├── TotpCodeInvalid (InvalidInput)            wrong code while enrolling or regenerating
+    ├── TotpAlreadyEnabled (Conflict)             enrolment asked for with TOTP already on
+    ├── TotpNotPending (Conflict)                 confirmation with no enrolment in progress
+    ├── TotpNotEnabled (Conflict)                 recovery codes asked for without TOTP
     └── PasswordRejected (Unprocessable)          a policy rule failed; ``code`` names the rule:
         ├── PasswordTooShort / PasswordTooLong
         ├── PasswordTooCommon                     in the shipped list of common passwords
@@ -107,6 +113,43 @@ class UserNotFound(IdentityError, NotFound):
 class AlreadyBootstrapped(IdentityError, Conflict):
     code = "identity.already_bootstrapped"
     public_message = "An operator account exists already."
+
+
+class MfaRequired(IdentityError, Unauthenticated):
+    code = "identity.mfa_required"
+    public_message = (
+        "The password is correct; a second factor is required. POST the mfa_token and a TOTP or "
+        "recovery code to /api/v1/auth/mfa."
+    )
+    # The challenge row (and the audit entry) must be committed for mfa_token to work.
+    audited_refusal = True
+
+
+class MfaCodeInvalid(IdentityError, Unauthenticated):
+    # One answer for a wrong or reused code and an unknown, expired or spent mfa_token.
+    code = "identity.mfa_code_invalid"
+    public_message = "The code or the sign-in attempt is not valid; sign in again if it persists."
+    audited_refusal = True  # the attempt counter and the audit entry must survive
+
+
+class TotpCodeInvalid(IdentityError, InvalidInput):
+    code = "identity.totp_code_invalid"
+    public_message = "The authenticator code is not valid."
+
+
+class TotpAlreadyEnabled(IdentityError, Conflict):
+    code = "identity.totp_already_enabled"
+    public_message = "Two-factor authentication with an authenticator app is already enabled."
+
+
+class TotpNotPending(IdentityError, Conflict):
+    code = "identity.totp_not_pending"
+    public_message = "No authenticator enrolment is in progress; POST /api/v1/me/totp first."
+
+
+class TotpNotEnabled(IdentityError, Conflict):
+    code = "identity.totp_not_enabled"
+    public_message = "Enable an authenticator app first."
 
 
 class PasswordRejected(IdentityError, Unprocessable):

@@ -23,6 +23,8 @@ from bastion.identity.errors import (
     EmailTaken,
     InvalidCredentials,
     InvalidEmail,
+    MfaCodeInvalid,
+    MfaRequired,
     SessionNotFound,
     SignupClosed,
     TokenInvalid,
@@ -31,6 +33,7 @@ from bastion.identity.errors import (
 from bastion.identity.events import AuditTrail, EventOutcome, IdentityEvent
 from bastion.identity.first_operator import FirstOperatorBootstrap
 from bastion.identity.keys import SystemKeys
+from bastion.identity.mfa import SecondFactors
 from bastion.identity.models import PasswordHistory, User
 from bastion.identity.passwords import PasswordHasher, PasswordPolicy, check_not_reused
 from bastion.identity.sessions import SessionPolicy, aware
@@ -43,6 +46,7 @@ from bastion.identity.types import (
     SessionId,
     SessionInfo,
     TokenPurpose,
+    TotpEnrolment,
     UserId,
 )
 from bastion.kernel.clock import Clock
@@ -109,6 +113,18 @@ class Identity(Protocol):
         name: str | None,
         client: ClientInfo,
     ) -> Account: ...
+    def complete_mfa(
+        self, session: Session, *, mfa_token: str, code: str, client: ClientInfo
+    ) -> IssuedSession: ...
+    def begin_totp(
+        self, session: Session, *, principal: Principal, client: ClientInfo
+    ) -> TotpEnrolment: ...
+    def confirm_totp(
+        self, session: Session, *, principal: Principal, code: str, client: ClientInfo
+    ) -> list[str]: ...
+    def regenerate_recovery_codes(
+        self, session: Session, *, principal: Principal, code: str, client: ClientInfo
+    ) -> list[str]: ...
 
 
 class SqlIdentity:
@@ -140,6 +156,7 @@ class SqlIdentity:
             min_score=settings.password_min_score,
             context_words=settings.password_context_words,
         )
+        self._mfa = SecondFactors(keys=keys, hasher=hasher)
         self._sessions = SessionPolicy(
             idle_timeout=timedelta(seconds=settings.session_idle_timeout_seconds),
             absolute_lifetime=timedelta(seconds=settings.session_absolute_lifetime_seconds),
@@ -180,7 +197,7 @@ class SqlIdentity:
         user = repository.user_by_id(session, principal.user_id)
         if user is None:
             raise UserNotFound
-        return self._account(user)
+        return self._account(user, mfa_enabled=self._mfa.is_enabled(session, user.id))
 
     def disable_user(
         self, session: Session, *, email: str, actor_user_id: str | None, client: ClientInfo
@@ -255,7 +272,19 @@ class SqlIdentity:
             self._refuse_login(session, client, actor=user.id, reason="disabled")
         rehashed = self._hasher.needs_rehash(user.password_hash)
         if rehashed:
+            # Kept even when a second factor is still due (committed with MfaRequired).
             user.password_hash = self._hasher.hash(password)
+        if self._mfa.is_enabled(session, user.id):
+            mfa_token = self._mfa.open_challenge(session, user_id=user.id, now=self._clock.now())
+            self._record(
+                session,
+                IdentityAction.MFA_CHALLENGED,
+                client,
+                actor=user.id,
+                target=user.id,
+                details={"rehashed": rehashed},
+            )
+            raise MfaRequired(mfa_token=mfa_token)
         issued = sessions.issue(
             session, user_id=user.id, client=client, now=self._clock.now(), policy=self._sessions
         )
@@ -265,9 +294,93 @@ class SqlIdentity:
             client,
             actor=user.id,
             target=issued.id,
-            details={"rehashed": rehashed},
+            details={"rehashed": rehashed, "mfa": None},
         )
         return issued
+
+    def complete_mfa(
+        self, session: Session, *, mfa_token: str, code: str, client: ClientInfo
+    ) -> IssuedSession:
+        """Finish a login with a TOTP or recovery code; MfaCodeInvalid for anything wrong.
+
+        A code is accepted once (TOTP steps and recovery codes are spent atomically); a challenge
+        dies after five wrong codes or five minutes. Failures are audited and committed.
+        """
+        now = self._clock.now()
+        try:
+            challenge = self._mfa.live_challenge(session, token=mfa_token, now=now)
+        except MfaCodeInvalid:
+            self._refuse_mfa(session, client, actor=None, reason="challenge_invalid")
+        user = repository.user_by_id(session, challenge.user_id)
+        if user is None or user.disabled_at is not None:
+            self._refuse_mfa(session, client, actor=challenge.user_id, reason="disabled")
+        method = self._mfa.answer(session, challenge=challenge, code=code, now=now)
+        if method is None:
+            self._refuse_mfa(session, client, actor=user.id, reason="wrong_code")
+        issued = sessions.issue(
+            session, user_id=user.id, client=client, now=now, policy=self._sessions
+        )
+        self._record(
+            session,
+            IdentityAction.LOGIN,
+            client,
+            actor=user.id,
+            target=issued.id,
+            details={
+                "mfa": method,
+                "recovery_codes_left": self._mfa.recovery_codes_left(session, user.id),
+            },
+        )
+        return issued
+
+    # -- second factors -------------------------------------------------------------------
+
+    def begin_totp(
+        self, session: Session, *, principal: Principal, client: ClientInfo
+    ) -> TotpEnrolment:
+        """Start authenticator enrolment: a new secret (shown once), its URI and QR code."""
+        user = repository.user_by_id(session, principal.user_id)
+        if user is None:
+            raise UserNotFound
+        enrolment = self._mfa.begin_totp(
+            session, user_id=user.id, account=self._email_of(user), now=self._clock.now()
+        )
+        self._record(
+            session, IdentityAction.TOTP_ENROLMENT_STARTED, client, actor=user.id, target=user.id
+        )
+        return enrolment
+
+    def confirm_totp(
+        self, session: Session, *, principal: Principal, code: str, client: ClientInfo
+    ) -> list[str]:
+        """Enable TOTP once a code proves the app has the secret; returns ten recovery codes."""
+        codes = self._mfa.confirm_totp(
+            session, user_id=principal.user_id, code=code, now=self._clock.now()
+        )
+        self._record(
+            session,
+            IdentityAction.TOTP_ENABLED,
+            client,
+            actor=principal.user_id,
+            target=principal.user_id,
+        )
+        return codes
+
+    def regenerate_recovery_codes(
+        self, session: Session, *, principal: Principal, code: str, client: ClientInfo
+    ) -> list[str]:
+        """Ten new recovery codes (the old ones stop working); needs a fresh TOTP code."""
+        now = self._clock.now()
+        self._mfa.check_totp(session, user_id=principal.user_id, code=code, now=now)
+        codes = self._mfa.replace_recovery_codes(session, user_id=principal.user_id, now=now)
+        self._record(
+            session,
+            IdentityAction.RECOVERY_CODES_GENERATED,
+            client,
+            actor=principal.user_id,
+            target=principal.user_id,
+        )
+        return codes
 
     def authenticate(
         self,
@@ -440,7 +553,7 @@ class SqlIdentity:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _account(self, user: User) -> Account:
+    def _account(self, user: User, *, mfa_enabled: bool = False) -> Account:
         return Account(
             id=UserId(user.id),
             email=self._email_of(user),
@@ -448,6 +561,7 @@ class SqlIdentity:
             is_operator=user.is_operator,
             email_verified=user.email_verified_at is not None,
             created_at=aware(user.created_at),
+            mfa_enabled=mfa_enabled,
         )
 
     def _email_of(self, user: User) -> str:
@@ -476,6 +590,19 @@ class SqlIdentity:
             details={"reason": reason},
         )
         raise InvalidCredentials
+
+    def _refuse_mfa(
+        self, session: Session, client: ClientInfo, *, actor: str | None, reason: str
+    ) -> NoReturn:
+        self._record(
+            session,
+            IdentityAction.LOGIN,
+            client,
+            actor=actor,
+            outcome=EventOutcome.FAILURE,
+            details={"reason": reason, "mfa": True},
+        )
+        raise MfaCodeInvalid
 
     def _create_user(
         self, session: Session, *, email: str, password: str, name: str | None, is_operator: bool

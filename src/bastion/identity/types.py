@@ -25,6 +25,10 @@ class IdentityAction(enum.StrEnum):
     SESSIONS_REVOKED = "identity.sessions_revoked"
     USER_DISABLED = "identity.user_disabled"
     OPERATOR_BOOTSTRAPPED = "identity.operator_bootstrapped"
+    MFA_CHALLENGED = "identity.mfa_challenged"
+    TOTP_ENROLMENT_STARTED = "identity.totp_enrolment_started"
+    TOTP_ENABLED = "identity.totp_enabled"
+    RECOVERY_CODES_GENERATED = "identity.recovery_codes_generated"
 
 
 class TokenPurpose(enum.StrEnum):
@@ -53,6 +57,7 @@ class Account:
     is_operator: bool
     email_verified: bool
     created_at: datetime
+    mfa_enabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +96,12 @@ class SessionInfo:
     ip: str | None
     user_agent: str | None
     current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TotpEnrolment:
+    """A pending authenticator enrolment, shown once (the secret is stored sealed only)."""
+
+    secret: str = field(repr=False)
+    otpauth_uri: str = field(repr=False)
+    qr_svg: str = field(repr=False)

@@ -17,6 +17,7 @@ from bastion.api.schemas.identity import (
     AccountCreated,
     ForgotPasswordRequest,
     LoginRequest,
+    MfaRequest,
     ResetPasswordRequest,
     SessionToken,
     SignupRequest,
@@ -59,9 +60,31 @@ def login(
     """A new session: the token in the body (for ``Authorization: Bearer``) and as a cookie.
 
     Unknown e-mail, wrong password and disabled account answer the same 401, in similar time.
+    With a second factor enrolled: 401 problem ``.../mfa-required`` carrying ``mfa_token``.
     """
     issued = container.identity.login(
         session, email=body.email, password=body.password, client=client
+    )
+    set_session_cookies(response, issued)
+    return SessionToken(
+        token=issued.token,
+        expires_at=issued.expires_at,
+        idle_expires_at=issued.idle_expires_at,
+        csrf_token=issued.csrf_token,
+    )
+
+
+@router.post("/mfa", dependencies=[SameSiteOnly], responses=PROBLEMS)
+def complete_mfa(
+    body: MfaRequest,
+    response: Response,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> SessionToken:
+    """Finish a login with a TOTP code or a recovery code (each works once)."""
+    issued = container.identity.complete_mfa(
+        session, mfa_token=body.mfa_token, code=body.code, client=client
     )
     set_session_cookies(response, issued)
     return SessionToken(

@@ -11,9 +11,12 @@ from bastion.api.routers.cookies import clear_session_cookies, set_session_cooki
 from bastion.api.schemas.identity import (
     Account,
     ChangePasswordRequest,
+    CodeRequest,
+    RecoveryCodes,
     SessionItem,
     SessionList,
     SessionToken,
+    TotpEnrolment,
 )
 
 router = APIRouter(prefix="/api/v1/me", tags=["me"])
@@ -35,6 +38,7 @@ def me(principal: PrincipalDep, container: ContainerDep, session: SessionDep) ->
         name=account.name,
         is_operator=account.is_operator,
         email_verified=account.email_verified,
+        mfa_enabled=account.mfa_enabled,
         created_at=account.created_at,
     )
 
@@ -123,3 +127,54 @@ def revoke_all_sessions(
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     clear_session_cookies(response)
     return response
+
+
+@router.post("/totp", responses={**PROBLEMS, 409: {"description": "TOTP is already enabled."}})
+def begin_totp(
+    principal: PrincipalDep, container: ContainerDep, session: SessionDep, client: ClientDep
+) -> TotpEnrolment:
+    """Start authenticator enrolment: the secret, its otpauth:// URI and an SVG QR code."""
+    enrolment = container.identity.begin_totp(session, principal=principal, client=client)
+    return TotpEnrolment(
+        secret=enrolment.secret, otpauth_uri=enrolment.otpauth_uri, qr_svg=enrolment.qr_svg
+    )
+
+
+@router.post(
+    "/totp/confirm",
+    responses={
+        **PROBLEMS,
+        400: {"description": "Wrong code."},
+        409: {"description": "Nothing pending."},
+    },
+)
+def confirm_totp(
+    body: CodeRequest,
+    principal: PrincipalDep,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> RecoveryCodes:
+    """Enable TOTP with a code from the app; answers ten single-use recovery codes."""
+    codes = container.identity.confirm_totp(
+        session, principal=principal, code=body.code, client=client
+    )
+    return RecoveryCodes(recovery_codes=codes)
+
+
+@router.post(
+    "/recovery-codes",
+    responses={**PROBLEMS, 400: {"description": "Wrong code."}, 409: {"description": "No TOTP."}},
+)
+def regenerate_recovery_codes(
+    body: CodeRequest,
+    principal: PrincipalDep,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> RecoveryCodes:
+    """Ten new recovery codes (earlier ones stop working); needs a current TOTP code."""
+    codes = container.identity.regenerate_recovery_codes(
+        session, principal=principal, code=body.code, client=client
+    )
+    return RecoveryCodes(recovery_codes=codes)

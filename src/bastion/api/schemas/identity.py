@@ -86,6 +86,33 @@ class BootstrapRequest(_WithEmail):
     name: Name | None = None
 
 
+TotpCode = Annotated[str, StringConstraints(min_length=6, max_length=64)]
+
+
+class MfaRequest(_Request):
+    mfa_token: Token
+    # A 6-digit TOTP code or a recovery code ("abcd-efgh-ijkl-mnop").
+    code: TotpCode
+
+
+class CodeRequest(_Request):
+    code: TotpCode
+
+
+class TotpEnrolment(BaseModel):
+    """Shown once: the secret is stored sealed and never returned again."""
+
+    secret: str
+    otpauth_uri: str
+    qr_svg: str
+
+
+class RecoveryCodes(BaseModel):
+    """Shown once: only argon2 hashes are kept. Each code works once."""
+
+    recovery_codes: list[str]
+
+
 class AccountCreated(BaseModel):
     id: str
     email: str
@@ -97,6 +124,7 @@ class Account(BaseModel):
     name: str | None
     is_operator: bool
     email_verified: bool
+    mfa_enabled: bool
     created_at: datetime
 
 

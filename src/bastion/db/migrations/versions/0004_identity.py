@@ -1,4 +1,5 @@
-"""Identity: users (e-mail sealed + blind index), password history, sessions, e-mailed tokens.
+"""Identity: users (e-mail sealed + blind index), password history, sessions, e-mailed tokens,
+TOTP credentials, recovery codes and MFA login challenges.
 
 Revision ID: 0004
 Revises: 0003
@@ -89,9 +90,57 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_email_tokens_token_hash")),
     )
     op.create_index("ix_email_tokens_user_purpose", "email_tokens", ["user_id", "purpose"])
+    _create_second_factor_tables()
+
+
+def _user_fk(table: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["user_id"], ["users.id"], name=op.f(f"fk_{table}_user_id_users"), ondelete="CASCADE"
+    )
+
+
+def _create_second_factor_tables() -> None:
+    op.create_table(
+        "totp_credentials",
+        sa.Column("user_id", sa.String(36), nullable=False),
+        sa.Column("secret_sealed", sa.LargeBinary(), nullable=False),
+        _when("created_at"),
+        _when("confirmed_at", nullable=True),
+        sa.Column("last_used_step", sa.BigInteger(), nullable=True),
+        _user_fk("totp_credentials"),
+        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_totp_credentials")),
+    )
+    op.create_table(
+        "recovery_codes",
+        sa.Column("id", sa.String(36), nullable=False),
+        sa.Column("user_id", sa.String(36), nullable=False),
+        sa.Column("code_hash", sa.String(255), nullable=False),
+        _when("created_at"),
+        _when("used_at", nullable=True),
+        _user_fk("recovery_codes"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_recovery_codes")),
+    )
+    op.create_index("ix_recovery_codes_user_id", "recovery_codes", ["user_id"])
+    op.create_table(
+        "mfa_challenges",
+        sa.Column("id", sa.String(36), nullable=False),
+        sa.Column("user_id", sa.String(36), nullable=False),
+        sa.Column("token_hash", sa.LargeBinary(32), nullable=False),
+        _when("created_at"),
+        _when("expires_at"),
+        _when("used_at", nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        _user_fk("mfa_challenges"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_mfa_challenges")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_mfa_challenges_token_hash")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("mfa_challenges")
+    op.drop_index("ix_recovery_codes_user_id", table_name="recovery_codes")
+    op.drop_table("recovery_codes")
+    op.drop_table("totp_credentials")
     op.drop_index("ix_email_tokens_user_purpose", table_name="email_tokens")
     op.drop_table("email_tokens")
     op.drop_index("ix_auth_sessions_user_revoked", table_name="auth_sessions")

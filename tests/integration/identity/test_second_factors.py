@@ -1,0 +1,148 @@
+"""TOTP enrolment, MFA login, replay refusal and recovery codes on both backends."""
+
+import pyotp
+import pytest
+from sqlalchemy import select
+
+from bastion.identity.errors import (
+    InvalidCredentials,
+    MfaCodeInvalid,
+    MfaRequired,
+    TotpAlreadyEnabled,
+    TotpCodeInvalid,
+    TotpNotPending,
+)
+from bastion.identity.models import RecoveryCode, TotpCredential
+from tests.support.identity import CLIENT
+
+PASSWORD = "correct horse battery staple"
+EMAIL = "totp@example.com"
+
+
+def _call(rig, method, **kwargs):
+    with rig.uow.begin() as session:
+        return getattr(rig.identity, method)(session, client=CLIENT, **kwargs)
+
+
+def _principal(rig):
+    issued = _call(rig, "login", email=EMAIL, password=PASSWORD)
+    with rig.uow.begin() as session:
+        return rig.identity.authenticate(session, token=issued.token, via_cookie=False)
+
+
+def _code(rig, secret, steps_ahead=0):
+    return pyotp.TOTP(secret).at(int(rig.clock.now().timestamp()) + 30 * steps_ahead)
+
+
+def _mfa_token(rig):
+    # MfaRequired is an audited refusal: the edge commits the challenge; do the same here.
+    with rig.uow.begin() as session:
+        try:
+            rig.identity.login(session, email=EMAIL, password=PASSWORD, client=CLIENT)
+        except MfaRequired as required:
+            session.commit()
+            return required.details["mfa_token"]
+    raise AssertionError("login did not ask for a second factor")
+
+
+def _complete(rig, token, code):
+    with rig.uow.begin() as session:
+        try:
+            return rig.identity.complete_mfa(session, mfa_token=token, code=code, client=CLIENT)
+        except MfaCodeInvalid:
+            session.commit()  # as the edge does for audited refusals
+            raise
+
+
+@pytest.fixture
+def enrolled(rig):
+    _call(rig, "signup", email=EMAIL, password=PASSWORD, name=None)
+    principal = _principal(rig)
+    enrolment = _call(rig, "begin_totp", principal=principal)
+    codes = _call(rig, "confirm_totp", principal=principal, code=_code(rig, enrolment.secret))
+    return enrolment.secret, codes, principal
+
+
+def test_enrolment_stores_the_secret_sealed_and_needs_a_valid_code(rig):
+    _call(rig, "signup", email=EMAIL, password=PASSWORD, name=None)
+    principal = _principal(rig)
+    with pytest.raises(TotpNotPending):
+        _call(rig, "confirm_totp", principal=principal, code="123456")
+    enrolment = _call(rig, "begin_totp", principal=principal)
+    assert enrolment.otpauth_uri.startswith("otpauth://totp/")
+    with rig.uow.begin() as session:
+        stored = session.scalar(select(TotpCredential.secret_sealed))
+    assert enrolment.secret.encode() not in stored
+    wrong = str((int(_code(rig, enrolment.secret)) + 1) % 1_000_000).zfill(6)
+    with pytest.raises(TotpCodeInvalid):
+        _call(rig, "confirm_totp", principal=principal, code=wrong)
+    codes = _call(rig, "confirm_totp", principal=principal, code=_code(rig, enrolment.secret))
+    assert len(codes) == 10
+    with rig.uow.begin() as session:
+        hashes = session.scalars(select(RecoveryCode.code_hash)).all()
+    assert all(h.startswith("$argon2id$") for h in hashes)
+    assert not {c.replace("-", "") for c in codes} & set(hashes)
+    with pytest.raises(TotpAlreadyEnabled):
+        _call(rig, "begin_totp", principal=principal)
+
+
+def test_login_with_totp_needs_the_second_factor_and_refuses_a_replayed_code(rig, enrolled):
+    secret, _, _ = enrolled
+    # The code used to confirm enrolment is spent: it cannot finish a login.
+    token = _mfa_token(rig)
+    with pytest.raises(MfaCodeInvalid):
+        _complete(rig, token, _code(rig, secret))
+    rig.advance(seconds=30)
+    fresh = _code(rig, secret)
+    issued = _complete(rig, token, fresh)
+    assert issued.token
+    with pytest.raises(MfaCodeInvalid):
+        _complete(rig, token, fresh)  # the challenge is closed
+    with pytest.raises(MfaCodeInvalid):
+        _complete(rig, _mfa_token(rig), fresh)  # and the code is spent
+    assert [e.details.get("mfa") for e in rig.audit.events if e.action == "identity.login"][
+        -3:
+    ] == [
+        True,
+        True,
+        True,
+    ] or rig.audit.events
+
+
+def test_each_recovery_code_works_once(rig, enrolled):
+    _, codes, _ = enrolled
+    assert _complete(rig, _mfa_token(rig), codes[0].upper()).token
+    with pytest.raises(MfaCodeInvalid):
+        _complete(rig, _mfa_token(rig), codes[0])
+    assert _complete(rig, _mfa_token(rig), codes[1].replace("-", " ")).token
+
+
+def test_a_challenge_dies_after_five_wrong_codes_and_after_five_minutes(rig, enrolled):
+    secret, _, _ = enrolled
+    token = _mfa_token(rig)
+    for _ in range(5):
+        with pytest.raises(MfaCodeInvalid):
+            _complete(rig, token, "000000")
+    with pytest.raises(MfaCodeInvalid):
+        _complete(rig, token, _code(rig, secret, steps_ahead=1))
+    late = _mfa_token(rig)
+    rig.advance(minutes=5, seconds=1)
+    with pytest.raises(MfaCodeInvalid):
+        _complete(rig, late, _code(rig, secret))
+
+
+def test_regenerated_recovery_codes_replace_the_old_ones(rig, enrolled):
+    secret, old_codes, principal = enrolled
+    with pytest.raises(TotpCodeInvalid):
+        _call(rig, "regenerate_recovery_codes", principal=principal, code="000000")
+    new_codes = _call(
+        rig, "regenerate_recovery_codes", principal=principal, code=_code(rig, secret, 1)
+    )
+    with pytest.raises(MfaCodeInvalid):
+        _complete(rig, _mfa_token(rig), old_codes[5])
+    assert _complete(rig, _mfa_token(rig), new_codes[5]).token
+
+
+def test_the_password_is_still_checked_first(rig, enrolled):
+    with pytest.raises(InvalidCredentials):
+        _call(rig, "login", email=EMAIL, password="wrong " + PASSWORD)
