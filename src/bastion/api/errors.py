@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from bastion import errors
+from bastion.api.openapi import install_problem_openapi
 from bastion.api.problems import problem_response
 
 # Most specific first: the first kind in an error's MRO that appears here decides the status.
@@ -101,3 +102,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # The served document must say what these handlers send: problem+json, never plain JSON.
+    install_problem_openapi(app)
