@@ -20,7 +20,8 @@ from bastion.backup.errors import (
     RestoreRefused,
     SnapshotFailed,
 )
-from bastion.backup.service import BackupService, DailyReport, run_daily_backup
+from bastion.backup.jobs import DailyReport, run_daily_backup
+from bastion.backup.service import BackupService
 from bastion.backup.targets import BackupTarget, LocalTarget, S3Target, s3_client
 from bastion.backup.types import (
     BackupSummary,

@@ -11,27 +11,24 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Final, TypeVar
 
 import structlog
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bastion.audit import AuditEvent, AuditLog, Outcome
 from bastion.audit.events import JsonValue
-from bastion.backup import snapshot
+from bastion.backup import repository, snapshot
 from bastion.backup.errors import (
     BackupCorrupted,
-    BackupError,
     BackupKeyMismatch,
     BackupNotFound,
     InstallationUnavailable,
 )
 from bastion.backup.manifest import Backend, Manifest, parse_manifest
-from bastion.backup.models import BackupDrill
 from bastion.backup.restore import Restorer
 from bastion.backup.retention import RetentionPolicy, backups_to_keep
 from bastion.backup.stream import CHUNK_BYTES, open_stream, seal_stream
@@ -426,22 +423,9 @@ class BackupService:
 
     # ------------------------------------------------------------------ drills
     def record_drill(self, result: DrillResult) -> None:
+        """Store a drill's result and audit it, in one transaction."""
         with self._uow.begin() as session:
-            session.add(
-                BackupDrill(
-                    id=result.drill_id,
-                    backup_id=result.backup_id,
-                    started_at=result.started_at,
-                    finished_at=result.started_at + timedelta(seconds=result.duration_seconds),
-                    duration_ms=round(result.duration_seconds * 1000),
-                    recovery_point=result.recovery_point,
-                    outcome="success" if result.ok else "failure",
-                    detail=result.detail,
-                    restored_bytes=result.restored_bytes,
-                    tables=result.tables,
-                    rows=result.rows,
-                )
-            )
+            repository.add_drill(session, result)
             self._audit.append(
                 session,
                 AuditEvent(
@@ -459,24 +443,7 @@ class BackupService:
     def drills(self, *, limit: int = 1) -> list[DrillResult]:
         """The latest drills, newest first."""
         with self._uow.begin() as session:
-            rows = session.scalars(
-                select(BackupDrill).order_by(BackupDrill.started_at.desc()).limit(limit)
-            ).all()
-            return [
-                DrillResult(
-                    drill_id=row.id,
-                    backup_id=row.backup_id,
-                    started_at=_utc(row.started_at),
-                    duration_seconds=row.duration_ms / 1000,
-                    recovery_point=None if row.recovery_point is None else _utc(row.recovery_point),
-                    ok=row.outcome == "success",
-                    detail=row.detail,
-                    restored_bytes=row.restored_bytes,
-                    tables=row.tables,
-                    rows=row.rows,
-                )
-                for row in rows
-            ]
+            return repository.latest_drills(session, limit=limit)
 
     def new_drill_id(self) -> str:
         return new_id()
@@ -518,34 +485,3 @@ def _current(read: Callable[[], T]) -> T:
             f"this installation's database cannot be read ({str(exc).splitlines()[0]}); if it "
             f"is lost, restore with --trust-backup-keyring"
         ) from None
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for DateTime(timezone=True); Bastion stores UTC only.
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class DailyReport:
-    created: CreateReport | None
-    error: str | None
-    pruned: PruneReport | None
-    freshness: Freshness
-
-
-def run_daily_backup(service: BackupService) -> DailyReport:
-    """The daily job (P18): back up, prune by retention, then check the newest good backup's age.
-
-    There is no in-process scheduler yet: run ``bastion backup create && bastion backup prune``
-    from cron (or call this) at ``backup.daily_at``. A failed backup skips pruning (so a run of
-    failures never thins out the good backups) and still raises the staleness alert.
-    """
-    created: CreateReport | None = None
-    error: str | None = None
-    pruned: PruneReport | None = None
-    try:
-        created = service.create()
-        pruned = service.prune()
-    except BackupError as exc:
-        error = exc.detail  # already logged as backup.failed and audited by create()
-    return DailyReport(created=created, error=error, pruned=pruned, freshness=service.freshness())
