@@ -73,9 +73,16 @@ def test_a_backup_taken_while_writes_run_is_one_consistent_instant(pg_container,
         with restored.connect() as connection:
             rows = connection.execute(text("SELECT count(*) FROM app_rows")).scalar_one()
             total = connection.execute(text("SELECT total FROM app_total")).scalar_one()
+        restored_tables = table_contents(restored)
     finally:
         restored.dispose()
+    # Rows and their running total were written in one transaction: equal iff consistent.
     assert rows == total
+    # Every row the backup holds is exactly a row the live database had (append-only tables).
+    live = table_contents(pg_container.engine)
+    for table in ("app_rows", "audit_events", "crypto_erasures"):
+        assert set(restored_tables[table]) <= set(live[table]), table
+    assert len(restored_tables["app_rows"]) < len(live["app_rows"])
 
 
 def test_restore_into_a_non_empty_database_is_refused_unless_forced(pg_container, empty_database):

@@ -48,10 +48,16 @@ def test_a_backup_taken_while_writes_run_is_one_consistent_instant(container, se
         with restored.connect() as connection:
             rows = connection.execute(text("SELECT count(*) FROM app_rows")).scalar_one()
             total = connection.execute(text("SELECT total FROM app_total")).scalar_one()
+        restored_tables = table_contents(restored)
     finally:
         restored.dispose()
     # Rows and their running total were written in one transaction: equal iff consistent.
     assert rows == total
+    # Every row the backup holds is exactly a row the live database had (append-only tables).
+    live = table_contents(container.engine)
+    for table in ("app_rows", "audit_events", "crypto_erasures"):
+        assert set(restored_tables[table]) <= set(live[table]), table
+    assert len(restored_tables["app_rows"]) < len(live["app_rows"])
 
 
 def test_restore_into_an_existing_database_is_refused_unless_forced(service, tmp_path):
