@@ -63,9 +63,15 @@ def tamper(engine: Engine, *statements: str, **params: object) -> None:
         if connection.dialect.name == "postgresql":
             connection.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
         else:
-            connection.execute(text("DROP TRIGGER IF EXISTS audit_events_no_update"))
-            connection.execute(text("DROP TRIGGER IF EXISTS audit_events_no_delete"))
+            triggers = connection.execute(
+                text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            ).all()
+            for name, _ in triggers:
+                connection.execute(text(f'DROP TRIGGER "{name}"'))
         for statement in statements:
             connection.execute(text(statement), params)
         if connection.dialect.name == "postgresql":
             connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+        else:
+            for _, sql in triggers:
+                connection.execute(text(sql))

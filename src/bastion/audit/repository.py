@@ -10,20 +10,9 @@ from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Final, cast
 
-from sqlalchemy import (
-    BigInteger,
-    Connection,
-    Row,
-    String,
-    Table,
-    and_,
-    bindparam,
-    case,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Row, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from bastion.audit.canonical import GENESIS_HASH
 from bastion.audit.models import AuditActor, AuditChainHead, AuditCheckpointRow, AuditEventRow
@@ -34,6 +23,7 @@ HEADS: Final = cast(Table, AuditChainHead.__table__)
 CHECKPOINTS: Final = cast(Table, AuditCheckpointRow.__table__)
 ACTORS: Final = cast(Table, AuditActor.__table__)
 STREAM_BATCH_ROWS: Final = 5_000
+HEAD_MOVED: Final = "audit chain head moved"  # the append-guard trigger's message (0003)
 
 # The order of columns in every row the verifier reads (see verify.StoredEntry).
 ENTRY_COLUMNS: Final = (
@@ -54,33 +44,12 @@ ENTRY_COLUMNS: Final = (
 
 
 # Statements are built once: building and cache-keying a statement costs more than SQLite takes to
-# run it, and an append runs two or three of them.
+# run it.
 _LOCK_HEAD: Final = (
     update(HEADS)
     .where(HEADS.c.chain_id == bindparam("b_chain"))
     .values(last_seq=HEADS.c.last_seq)
     .returning(HEADS.c.last_seq, HEADS.c.last_hash)
-)
-_HEAD_MATCHES: Final = and_(
-    HEADS.c.last_seq == bindparam("b_old_seq", type_=BigInteger),
-    HEADS.c.last_hash == bindparam("b_old_hash", type_=String),
-)
-# SET expressions see the row as it was, on both backends: both columns test the old values.
-_ADVANCE_OR_READ_HEAD: Final = (
-    update(HEADS)
-    .where(HEADS.c.chain_id == bindparam("b_chain"))
-    .values(
-        last_seq=case(
-            (_HEAD_MATCHES, bindparam("b_seq", type_=BigInteger)), else_=HEADS.c.last_seq
-        ),
-        last_hash=case((_HEAD_MATCHES, bindparam("b_hash", type_=String)), else_=HEADS.c.last_hash),
-    )
-    .returning(HEADS.c.last_seq, HEADS.c.last_hash)
-)
-_SET_HEAD: Final = (
-    update(HEADS)
-    .where(HEADS.c.chain_id == bindparam("b_chain"))
-    .values(last_seq=bindparam("b_seq"), last_hash=bindparam("b_hash"))
 )
 _INSERT_EVENT: Final = EVENTS.insert()
 # ON CONFLICT DO NOTHING: two first appends racing to create a head (or an actor mapping) must
@@ -115,33 +84,21 @@ def lock_head(connection: Connection, chain: str) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
-def advance_head(
-    connection: Connection, chain: str, *, expected: tuple[int, str], new: tuple[int, str]
-) -> tuple[int, str] | None:
-    """Lock the head; move it from ``expected`` to ``new`` if it still is ``expected``.
+def insert_event(connection: Connection, values: dict[str, Any]) -> bool:
+    """Insert an entry; the database moves the head with it (trigger, migration 0003).
 
-    Returns the head as the statement left it (equal to ``new`` exactly when it moved), or None
-    if the chain has no head yet. One statement whether the guess was right or not: a writer that
-    remembers the head skips the locking read, and a stale memory costs one more statement, never
-    a second wait for the lock or a fork of the chain.
+    Returns False, with nothing written, when the entry does not extend the current head (its
+    seq or prev_hash is stale) on SQLite, where the refusal undoes only this statement. On
+    PostgreSQL the same refusal aborts the transaction, so callers lock and read the head first
+    there and a refusal can only mean a bug: it raises.
     """
-    parameters = {
-        "b_chain": chain,
-        "b_old_seq": expected[0],
-        "b_old_hash": expected[1],
-        "b_seq": new[0],
-        "b_hash": new[1],
-    }
-    row = connection.execute(_ADVANCE_OR_READ_HEAD, parameters).one_or_none()
-    return None if row is None else (int(row[0]), str(row[1]))
-
-
-def set_head(connection: Connection, chain: str, seq: int, head_hash: str) -> None:
-    connection.execute(_SET_HEAD, {"b_chain": chain, "b_seq": seq, "b_hash": head_hash})
-
-
-def insert_event(connection: Connection, values: dict[str, Any]) -> None:
-    connection.execute(_INSERT_EVENT, values)
+    try:
+        connection.execute(_INSERT_EVENT, values)
+    except IntegrityError as exc:
+        if connection.dialect.name == "sqlite" and HEAD_MOVED in str(exc.orig):
+            return False
+        raise
+    return True
 
 
 def remember_actor(connection: Connection, pseudonym: str, user_id: str, now: datetime) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from datetime import datetime
+from json.encoder import encode_basestring
 from typing import Final, Protocol
 from weakref import WeakKeyDictionary
 
@@ -19,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from bastion.audit import repository
-from bastion.audit.canonical import chain_hash, entry_bytes, format_time
+from bastion.audit.canonical import chain_hash, format_time, stored_entry_bytes
 from bastion.audit.errors import AuditWriteFailed, InvalidAuditEvent
 from bastion.audit.events import (
     AuditEvent,
@@ -41,7 +42,6 @@ PSEUDONYM_BYTES: Final = 16  # 128 bits: collision-free at any realistic user co
 PSEUDONYM_PREFIX: Final = "act_"
 MAX_USER_ID_CHARS: Final = 64
 PSEUDONYM_CACHE_SIZE: Final = 10_000
-_NO_HEAD: Final = (-1, "")  # matches no head: advance_head then only locks and reads
 _ACTORS_SEEN: Final = "bastion.audit.actors_seen"
 
 
@@ -65,8 +65,8 @@ class AuditLog:
         self._pseudonymizer = pseudonymizer
         self._clock = clock
         self._max_details_bytes = settings.max_details_bytes
-        # Last head this process wrote per chain. Only a hint: advance_head re-checks it under the
-        # row lock, so a stale or rolled-back value costs one extra statement, never correctness.
+        # Last head this process wrote per chain. Only a hint: the database's append guard checks
+        # it under the write lock, so a stale or rolled-back value costs one extra statement.
         self._known_heads: dict[str, tuple[int, str]] = {}
         # user id -> pseudonym: a pure function of the system key, so caching it is safe.
         self._pseudonyms: dict[str, str] = {}
@@ -117,10 +117,7 @@ class AuditLog:
         }
         try:
             connection = session.connection()
-            seq, prev_hash, new_hash = self._chain(connection, chain, values)
-            repository.insert_event(
-                connection, {**values, "seq": seq, "prev_hash": prev_hash, "hash": new_hash}
-            )
+            seq, new_hash = self._write(connection, chain, values)
             if actor is not None and event.actor_user_id is not None:
                 self._remember_actor(session, connection, actor, event.actor_user_id, now)
         except SQLAlchemyError as exc:
@@ -128,24 +125,28 @@ class AuditLog:
         self._known_heads[chain] = (seq, new_hash)
         return EntryRef(chain=chain, seq=seq, hash=new_hash)
 
-    def _chain(
+    def _write(
         self, connection: Connection, chain: str, values: Mapping[str, object]
-    ) -> tuple[int, str, str]:
+    ) -> tuple[int, str]:
+        """Insert the entry at the chain's head; returns (seq, hash)."""
         known = self._known_heads.get(chain)
-        if known is not None:
-            seq, prev_hash = known[0] + 1, known[1]
-            new_hash = _hash_of(seq, prev_hash, values)
-            head = repository.advance_head(connection, chain, expected=known, new=(seq, new_hash))
-            if head == (seq, new_hash):
-                return seq, prev_hash, new_hash
-        else:
-            head = repository.advance_head(connection, chain, expected=_NO_HEAD, new=_NO_HEAD)
-        # The guess was wrong or absent; the statement above locked the row and read the head.
-        last_seq, prev_hash = head if head is not None else repository.lock_head(connection, chain)
+        # SQLite: try the head this process last wrote. The INSERT takes the write lock, and the
+        # database refuses it (undoing just that statement) unless it extends the real head.
+        if known is not None and connection.dialect.name == "sqlite":
+            seq = known[0] + 1
+            new_hash = _hash_of(seq, known[1], values)
+            row = {**values, "seq": seq, "prev_hash": known[1], "hash": new_hash}
+            if repository.insert_event(connection, row):
+                return seq, new_hash
+        # Lock and read the head (PostgreSQL always: a refused INSERT would abort the caller's
+        # transaction there), then extend it.
+        last_seq, prev_hash = repository.lock_head(connection, chain)
         seq = last_seq + 1
         new_hash = _hash_of(seq, prev_hash, values)
-        repository.set_head(connection, chain, seq, new_hash)
-        return seq, prev_hash, new_hash
+        row = {**values, "seq": seq, "prev_hash": prev_hash, "hash": new_hash}
+        if not repository.insert_event(connection, row):  # pragma: no cover - we hold the lock
+            raise AuditWriteFailed("the chain head moved while locked")
+        return seq, new_hash
 
     def _remember_actor(
         self, session: Session, connection: Connection, actor: str, user_id: str, now: datetime
@@ -179,20 +180,13 @@ class AuditLog:
 
 
 def _hash_of(seq: int, prev_hash: str, values: Mapping[str, object]) -> str:
-    canonical = entry_bytes(
-        chain=str(values["chain_id"]),
-        seq=seq,
-        time=str(values["occurred_at"]),
-        tenant=_optional(values["tenant_id"]),
-        actor=_optional(values["actor"]),
-        action=str(values["action"]),
-        target=_optional(values["target"]),
-        outcome=str(values["outcome"]),
-        source_ip=_optional(values["source_ip"]),
-        user_agent=_optional(values["user_agent"]),
-        request_id=_optional(values["request_id"]),
-        details_json=str(values["details"]),
-    )
+    # The row in verify.StoredEntry order, so appends and verification share one encoder.
+    stored = (
+        seq, values["occurred_at"], values["tenant_id"], values["actor"], values["action"],
+        values["target"], values["outcome"], values["source_ip"], values["user_agent"],
+        values["request_id"], values["details"],
+    )  # fmt: skip
+    canonical = stored_entry_bytes(encode_basestring(str(values["chain_id"])), stored, seq)
     return chain_hash(prev_hash, canonical)
 
 
@@ -203,7 +197,3 @@ def _refuse_nul(user_id: str) -> None:
         raise InvalidAuditEvent("actor user id is not valid Unicode") from None
     if "\x00" in user_id:
         raise InvalidAuditEvent("actor user id contains a NUL character")
-
-
-def _optional(value: object) -> str | None:
-    return None if value is None else str(value)

@@ -7,6 +7,7 @@ from itertools import pairwise
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bastion.audit import AuditEvent, AuditLog, SecretInAuditDetails
@@ -147,6 +148,26 @@ def test_the_database_refuses_updates_and_deletes_of_events(engine, audit_log):
         with pytest.raises(Exception, match="append-only"), engine.begin() as connection:
             connection.execute(text(statement))
     assert len(_rows(engine)) == 1
+
+
+def test_the_database_refuses_an_event_that_does_not_extend_the_head(engine, audit_log):
+    append_many(engine, audit_log, 2)
+    copy = (
+        "INSERT INTO audit_events (chain_id, seq, occurred_at, tenant_id, actor, action, target, "
+        "outcome, source_ip, user_agent, request_id, details, prev_hash, hash) "
+        "SELECT chain_id, :seq, occurred_at, tenant_id, actor, action, target, outcome, "
+        "source_ip, user_agent, request_id, details, :prev, hash FROM audit_events WHERE seq = 1"
+    )
+    head = _rows(engine)[-1].hash
+
+    def insert(seq, prev):
+        with engine.begin() as connection:
+            connection.execute(text(copy), {"seq": seq, "prev": prev})
+
+    for seq, prev in ((3, GENESIS_HASH), (4, head), (2, head)):
+        with pytest.raises(IntegrityError, match=r"audit chain head moved"):
+            insert(seq, prev)
+    assert len(_rows(engine)) == 2
 
 
 def test_details_and_fields_round_trip_unchanged(engine, audit_log):

@@ -1,8 +1,11 @@
 """Audit log: hash-chained events, chain heads, checkpoints, actor pseudonyms.
 
-``audit_events`` also gets triggers that refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL): a
-second wall behind the application, so that only someone able to drop triggers can rewrite
-history, and the hash chain plus the signed checkpoints catch them when they do.
+``audit_events`` also gets triggers that refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL), and
+one that refuses any INSERT which does not extend its chain's head (next sequence number, previous
+hash equal to the head's) and then moves the head: a second wall behind the application, so that
+only someone able to drop triggers can rewrite history, and the hash chain plus the signed
+checkpoints catch them when they do. The head moving inside the INSERT also saves the append a
+statement.
 
 Revision ID: 0003
 Revises: 0002
@@ -16,11 +19,19 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+# The message is matched by bastion.audit.repository (HEAD_MOVED): keep them equal.
 _SQLITE_GUARDS = (
     "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events "
     "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
     "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
     "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+    "CREATE TRIGGER audit_events_extend_head BEFORE INSERT ON audit_events "
+    "WHEN NOT EXISTS (SELECT 1 FROM audit_chain_heads h WHERE h.chain_id = NEW.chain_id "
+    "AND h.last_seq = NEW.seq - 1 AND h.last_hash = NEW.prev_hash) "
+    "BEGIN SELECT RAISE(ABORT, 'audit chain head moved'); END",
+    "CREATE TRIGGER audit_events_advance_head AFTER INSERT ON audit_events "
+    "BEGIN UPDATE audit_chain_heads SET last_seq = NEW.seq, last_hash = NEW.hash "
+    "WHERE chain_id = NEW.chain_id; END",
 )
 _POSTGRES_GUARDS = (
     "CREATE FUNCTION audit_events_refuse_change() RETURNS trigger LANGUAGE plpgsql AS "
@@ -29,6 +40,13 @@ _POSTGRES_GUARDS = (
     "FOR EACH ROW EXECUTE FUNCTION audit_events_refuse_change()",
     "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events "
     "FOR EACH STATEMENT EXECUTE FUNCTION audit_events_refuse_change()",
+    "CREATE FUNCTION audit_events_extend_head() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "UPDATE audit_chain_heads SET last_seq = NEW.seq, last_hash = NEW.hash "
+    "WHERE chain_id = NEW.chain_id AND last_seq = NEW.seq - 1 AND last_hash = NEW.prev_hash; "
+    "IF NOT FOUND THEN RAISE EXCEPTION 'audit chain head moved' "
+    "USING ERRCODE = 'integrity_constraint_violation'; END IF; RETURN NEW; END $$",
+    "CREATE TRIGGER audit_events_extend_head BEFORE INSERT ON audit_events "
+    "FOR EACH ROW EXECUTE FUNCTION audit_events_extend_head()",
 )
 
 
@@ -92,6 +110,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS audit_events_extend_head ON audit_events")
+        op.execute("DROP FUNCTION IF EXISTS audit_events_extend_head()")
         op.execute("DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events")
         op.execute("DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events")
         op.execute("DROP FUNCTION IF EXISTS audit_events_refuse_change()")
