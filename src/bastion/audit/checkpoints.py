@@ -34,6 +34,7 @@ from bastion.audit import repository
 from bastion.audit.canonical import (
     FORMAT_VERSION,
     GENESIS_HASH,
+    SYSTEM_CHAIN,
     canonical_json,
     entries_digest,
     format_time,
@@ -41,6 +42,7 @@ from bastion.audit.canonical import (
     parse_time,
 )
 from bastion.audit.errors import InvalidAuditExport
+from bastion.audit.events import CHAIN_ID_PATTERN
 from bastion.audit.verify import CheckpointRecord, walk_chain
 from bastion.kernel.clock import Clock
 from bastion.settings import AuditSettings
@@ -129,7 +131,16 @@ def record_from_row(
     )
 
 
+def is_safe_chain_id(chain: str) -> bool:
+    """Whether ``chain`` can name a directory: chain ids read back from the database are not
+    trusted to be what ``append`` accepted (``../x`` would escape the checkpoint directory)."""
+    return chain == SYSTEM_CHAIN or CHAIN_ID_PATTERN.fullmatch(chain) is not None
+
+
 def checkpoint_path(directory: Path, chain: str, seq: int) -> Path:
+    """Where the checkpoint file goes; raises InvalidAuditExport for an unsafe chain id."""
+    if not is_safe_chain_id(chain):
+        raise InvalidAuditExport("a chain id in the database is not a safe file name")
     return directory / chain / f"{seq:012d}.json"
 
 
@@ -138,6 +149,8 @@ def load_checkpoint_files(
 ) -> tuple[list[CheckpointRecord], list[tuple[int, str]]]:
     """Every exported checkpoint of ``chain`` under ``directory``, and the unreadable ones as
     (seq from the file name, reason): a damaged evidence file is a finding, not a crash."""
+    if not is_safe_chain_id(chain):
+        return [], [(0, f"chain id {chain!r} is not a safe file name")]
     folder = directory / chain
     if not folder.is_dir():
         return [], []
@@ -231,6 +244,9 @@ class Checkpointer:
             chains = repository.chain_ids(connection)
         created = []
         for chain in chains:
+            if not is_safe_chain_id(chain):
+                log.error("audit.chain_damaged", chain=repr(chain), kind="bad_chain_id")
+                continue
             with self._engine.begin() as connection:
                 record = self._create_for(connection, chain, force=force)
             if record is not None:
@@ -324,6 +340,8 @@ class Checkpointer:
             ).all()
         exported = 0
         for row in pending:
+            if not is_safe_chain_id(row.chain_id):
+                continue  # logged by create_due; never a path outside the directory
             with self._engine.begin() as connection:
                 hashes = repository.hashes_between(connection, row.chain_id, row.prev_seq, row.seq)
                 record = record_from_row(row, entry_hashes=hashes)

@@ -188,3 +188,22 @@ def test_two_instances_running_the_job_at_once_make_one_checkpoint(
     assert [row.seq for row in _checkpoints(engine)] == [10]
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM audit_checkpoints")).scalar() == 1
+
+
+def test_a_chain_id_planted_in_the_database_cannot_escape_the_directory(
+    engine, audit_log, checkpointer, checkpoint_dir, tmp_path
+):
+    append_many(engine, audit_log, 10)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_chain_heads (chain_id, last_seq, last_hash) "
+                "VALUES ('../../escaped', 10, :h)"
+            ),
+            {"h": "ab" * 32},
+        )
+    with capture_logs() as logs:
+        assert checkpointer.run(force=True).created == 1  # the real chain only
+    assert any(e.get("kind") == "bad_chain_id" for e in logs)
+    assert not (tmp_path / "escaped").exists()
+    assert not (checkpoint_dir.parent.parent / "escaped").exists()

@@ -227,3 +227,9 @@ def test_verify_of_one_chain_ignores_the_others(chain, engine, audit_log, verifi
     tamper(engine, f"DELETE FROM audit_events WHERE {WHERE} AND seq = 5")
     assert verifier.verify("system").ok
     assert not verifier.verify(TENANT).ok
+
+
+def test_an_incremental_check_from_a_sequence_number(chain, verifier):
+    report = verifier.verify(TENANT, since=15)
+    assert report.ok, report
+    assert report.chains[0].entries_checked == 16
