@@ -15,7 +15,7 @@ from json.encoder import encode_basestring
 from typing import Final, Protocol
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -43,6 +43,8 @@ PSEUDONYM_PREFIX: Final = "act_"
 MAX_USER_ID_CHARS: Final = 64
 PSEUDONYM_CACHE_SIZE: Final = 10_000
 _ACTORS_SEEN: Final = "bastion.audit.actors_seen"
+_ACTORS_COMMITTING: Final = "bastion.audit.actors_committing"
+_LISTENING: Final = "bastion.audit.listening"
 
 
 class Pseudonymizer(Protocol):
@@ -70,6 +72,10 @@ class AuditLog:
         self._known_heads: dict[str, tuple[int, str]] = {}
         # user id -> pseudonym: a pure function of the system key, so caching it is safe.
         self._pseudonyms: dict[str, str] = {}
+        # Pseudonyms whose mapping row this process saw committed: no need to upsert it again.
+        # Another process's erasure leaves the entry stale, which only means an erased user's
+        # mapping is not recreated.
+        self._committed_actors: set[str] = set()
 
     def pseudonym_for(self, user_id: str) -> str:
         """The stable pseudonym of ``user_id``: a keyed HMAC, so guessing ids cannot reverse it."""
@@ -151,8 +157,11 @@ class AuditLog:
     def _remember_actor(
         self, session: Session, connection: Connection, actor: str, user_id: str, now: datetime
     ) -> None:
-        # Written once per (innermost) transaction: keyed on the savepoint too, so a rolled-back
-        # savepoint cannot leave us believing a mapping exists that it took with it.
+        # Skipped once this process has seen the mapping committed, or written it earlier in the
+        # same (innermost) transaction. Keyed on the savepoint too, so a rolled-back savepoint
+        # cannot leave us believing in a mapping that it took with it.
+        if actor in self._committed_actors:
+            return
         transaction = session.get_nested_transaction() or session.get_transaction()
         seen: WeakKeyDictionary[SessionTransaction, set[str]] = session.info.setdefault(
             _ACTORS_SEEN, WeakKeyDictionary()
@@ -162,12 +171,31 @@ class AuditLog:
             return
         repository.remember_actor(connection, actor, user_id, now)
         written.add(actor)
+        if not session.info.get(_LISTENING):
+            event.listen(session, "before_commit", self._before_commit)
+            event.listen(session, "after_commit", self._after_commit)
+            session.info[_LISTENING] = True
+
+    def _before_commit(self, session: Session) -> None:
+        # Only the outermost transaction's own writes count as committed; mappings written in
+        # savepoints are simply written again later (ON CONFLICT DO NOTHING), never assumed.
+        transaction = session.get_transaction()
+        seen = session.info.get(_ACTORS_SEEN)
+        written = seen.get(transaction) if seen is not None and transaction is not None else None
+        session.info[_ACTORS_COMMITTING] = set(written or ())
+
+    def _after_commit(self, session: Session) -> None:
+        committing: set[str] = session.info.pop(_ACTORS_COMMITTING, set())
+        if len(self._committed_actors) + len(committing) > PSEUDONYM_CACHE_SIZE:
+            self._committed_actors.clear()  # crude bound; a miss costs one upsert
+        self._committed_actors.update(committing)
 
     def forget_actor(self, session: Session, user_id: str) -> bool:
         """Erasure: delete the pseudonym → user mapping; the chain keeps only the pseudonym.
 
         Returns whether a mapping existed. Caller's transaction, caller commits.
         """
+        self._committed_actors.discard(self.pseudonym_for(user_id))
         return repository.forget_actor(session.connection(), user_id)
 
     def resolve_actor(self, session: Session, pseudonym: str) -> str | None:

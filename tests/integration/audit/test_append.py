@@ -183,3 +183,27 @@ def test_details_and_fields_round_trip_unchanged(engine, audit_log):
     row = _rows(engine)[0]
     assert row.details == '{"a":{"nested":"ünïcödé \\n\\t\\"quoted\\""},"z":[1,null,true]}'
     assert (row.actor, row.target, row.source_ip, row.outcome) == (None, None, None, "success")
+
+
+def test_an_actor_mapping_lost_to_a_rollback_is_written_again(engine, audit_log):
+    def rolled_back():
+        with Session(engine) as session, session.begin():
+            audit_log.append(session, event(1))  # actor user-1, first sighting
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError, match="rolled back"):
+        rolled_back()
+    with Session(engine) as session, session.begin():
+
+        def failing_savepoint():
+            with session.begin_nested():
+                audit_log.append(session, event(2))  # actor user-2, inside a savepoint
+                raise RuntimeError("savepoint")
+
+        with pytest.raises(RuntimeError, match="savepoint"):
+            failing_savepoint()
+        audit_log.append(session, event(5))  # user-2 again, in the outer transaction
+    append_many(engine, audit_log, 1, start=4)  # user-1 again
+    with Session(engine) as session:
+        for user in ("user-1", "user-2"):
+            assert audit_log.resolve_actor(session, audit_log.pseudonym_for(user)) == user
