@@ -94,7 +94,7 @@ def _seal_open_overhead(container: Container) -> None:
     )
 
 
-def _kek_rotation(container: Container, data_dir: Path) -> None:
+def _kek_rotation(container: Container, data_dir: Path, backend: str) -> None:
     keyring = container.keyring
     now = container.clock.now()
     keys = [(f"bench-{i:06d}", os.urandom(32), os.urandom(32)) for i in range(KEK_ROTATION_KEYS)]
@@ -127,14 +127,15 @@ def _kek_rotation(container: Container, data_dir: Path) -> None:
     report = keyring.rotate_kek(new)
     elapsed = time.perf_counter() - started
     print_ratio(
-        Figure(f"KEK rotation of {report.rewrapped:,} keys (SQLite)", elapsed * 1000, "ms"),
+        Figure(f"KEK rotation of {report.rewrapped:,} keys ({backend})", elapsed * 1000, "ms"),
         Figure("rewrap in memory", in_memory * 1000, "ms"),
         note=f"{report.rewrapped / elapsed:,.0f} keys/s; 2 wrapped keys a tenant row",
     )
 
 
-def _reencryption(container: Container) -> None:
+def _reencryption(container: Container, backend: str) -> None:
     keyring = container.keyring
+    keyring.provision_tenant(TENANT)
     metadata = MetaData()
     table = Table(
         "bench_sealed",
@@ -167,24 +168,43 @@ def _reencryption(container: Container) -> None:
     (report,) = keyring.reencrypt(TENANT)
     rate = report.rows_reencrypted / (time.perf_counter() - started)
     print_ratio(
-        Figure(f"re-encryption, {report.rows_reencrypted:,} rows (SQLite)", rate, "rows/s"),
+        Figure(f"re-encryption, {report.rows_reencrypted:,} rows ({backend})", rate, "rows/s"),
         Figure("open+seal in memory", in_memory, "rows/s"),
         note=f"batches of {keyring.batch_rows}, progress persisted after each",
     )
 
 
+def _storage_figures(settings: Settings, backend: str, *, overhead: bool = False) -> None:
+    initialise(settings)
+    container = build(settings)
+    try:
+        if overhead:
+            _seal_open_overhead(container)
+        _kek_rotation(container, settings.data_dir, backend)
+        _reencryption(container, backend)
+    finally:
+        container.engine.dispose()
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-crypto-") as directory:
-        data_dir = Path(directory) / "data"
-        settings = Settings(env="test", data_dir=data_dir)
-        initialise(settings)
-        container = build(settings)
+        root = Path(directory)
+        _storage_figures(Settings(env="test", data_dir=root / "sqlite"), "SQLite", overhead=True)
+        # PostgreSQL when the local test server answers (the same one the test suite uses).
+        import psycopg
+        from tests.support.postgres import PostgresDatabases
+
+        databases = PostgresDatabases()
         try:
-            _seal_open_overhead(container)
-            _kek_rotation(container, data_dir)
-            _reencryption(container)
+            url = databases.create()
+        except psycopg.Error as exc:
+            print(f"PostgreSQL figures skipped: {str(exc).strip()}")
+            return
+        try:
+            settings = Settings(env="test", data_dir=root / "postgresql", database_url=url)
+            _storage_figures(settings, "PostgreSQL")
         finally:
-            container.engine.dispose()
+            databases.drop_all()
 
 
 if __name__ == "__main__":
