@@ -369,3 +369,33 @@ def test_totp_login_with_replay_refused_and_single_use_recovery_codes(server):
         "/api/v1/auth/mfa", json={"mfa_token": mfa_token(), "code": recovery_codes[0]}
     )
     _assert_problem(reused, 401, "identity.mfa_code_invalid")
+
+
+def test_an_operator_can_do_nothing_but_enrol_a_second_factor_until_they_have_one(server):
+    import re
+
+    import pyotp
+
+    (token,) = re.findall(r"/bootstrap\?token=([A-Za-z0-9_-]+)", server.output())
+    operator = {"email": "operator@example.com", "password": PASSWORD}
+    created = server.client.post("/api/v1/bootstrap", json={"token": token, **operator})
+    assert created.status_code == 201, created.text
+    session = _login(server, operator["email"])["token"]
+    assert server.client.get("/api/v1/me", headers=_bearer(session)).json()["is_operator"] is True
+    blocked = server.client.get("/api/v1/me/sessions", headers=_bearer(session))
+    _assert_problem(blocked, 403, "identity.mfa_enrolment_required")
+    change = server.client.post(
+        "/api/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=_bearer(session),
+    )
+    _assert_problem(change, 403, "identity.mfa_enrolment_required")
+
+    secret = server.client.post("/api/v1/me/totp", headers=_bearer(session)).json()["secret"]
+    confirmed = server.client.post(
+        "/api/v1/me/totp/confirm",
+        json={"code": pyotp.TOTP(secret).now()},
+        headers=_bearer(session),
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert server.client.get("/api/v1/me/sessions", headers=_bearer(session)).status_code == 200

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from bastion.bootstrap import Container
 from bastion.errors import AppError
 from bastion.identity import ClientInfo, NotAuthenticated, Principal
-from bastion.identity.errors import CsrfCheckFailed
+from bastion.identity.errors import CsrfCheckFailed, MfaEnrolmentRequired
 
 SESSION_COOKIE = "__Host-bastion_session"
 CSRF_COOKIE = "__Host-bastion_csrf"
@@ -75,8 +75,14 @@ def get_client(request: Request) -> ClientInfo:
 ClientDep = Annotated[ClientInfo, Depends(get_client)]
 
 
-def get_principal(request: Request, container: ContainerDep, session: SessionDep) -> Principal:
-    """The authenticated caller, or 401 (NotAuthenticated) / 403 (CsrfCheckFailed)."""
+def get_enrolling_principal(
+    request: Request, container: ContainerDep, session: SessionDep
+) -> Principal:
+    """The authenticated caller, even an operator who has not enrolled a second factor yet.
+
+    Only the routes that let such an operator enrol (and see themselves, and log out) use this;
+    everything else uses ``PrincipalDep``. 401 (NotAuthenticated) / 403 (CsrfCheckFailed).
+    """
     authorization = request.headers.get("authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
@@ -93,6 +99,17 @@ def get_principal(request: Request, container: ContainerDep, session: SessionDep
         csrf_token=request.headers.get(CSRF_HEADER),
         require_csrf=request.method not in SAFE_METHODS,
     )
+
+
+EnrollingPrincipalDep = Annotated[Principal, Depends(get_enrolling_principal)]
+
+
+def get_principal(principal: EnrollingPrincipalDep) -> Principal:
+    """The authenticated caller, refused with 403 (MfaEnrolmentRequired) while an operator has
+    no second factor: fail closed, so every new route is covered without opting in."""
+    if principal.must_enrol_mfa:
+        raise MfaEnrolmentRequired
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

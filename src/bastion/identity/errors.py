@@ -5,6 +5,8 @@
     ├── InvalidCredentials (Unauthenticated)      unknown e-mail, wrong password, disabled account
     ├── NotAuthenticated (Unauthenticated)        no, unknown, expired or revoked session token
     ├── CsrfCheckFailed (Forbidden)               cookie-authenticated unsafe request without proof
+    ├── MfaEnrolmentRequired (Forbidden)          an operator without a second factor, off the
+    │                                             enrolment routes
     ├── SignupClosed (Forbidden)                  sign-up is by invitation only
     ├── EmailTaken (Conflict)                     sign-up with an address already registered
     ├── InvalidEmail (Unprocessable)              not an address Bastion can store and mail to
@@ -71,6 +73,14 @@ class CsrfCheckFailed(IdentityError, Forbidden):
     public_message = (
         "A cookie-authenticated request that changes state must carry the X-CSRF-Token header "
         "returned at login."
+    )
+
+
+class MfaEnrolmentRequired(IdentityError, Forbidden):
+    code = "identity.mfa_enrolment_required"
+    public_message = (
+        "Operators must enable a second factor before anything else: POST /api/v1/me/totp, "
+        "then /api/v1/me/totp/confirm."
     )
 
 

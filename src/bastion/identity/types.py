@@ -65,12 +65,15 @@ class Principal:
     """The authenticated caller of one request: who, through which session, how.
 
     ``via_cookie`` tells the edge that CSRF protection applies to unsafe methods.
+    ``must_enrol_mfa``: an operator without a confirmed second factor, who may do nothing but
+    enrol one (the edge refuses every other route).
     """
 
     user_id: UserId
     session_id: SessionId
     is_operator: bool
     via_cookie: bool = False
+    must_enrol_mfa: bool = False
 
 
 @dataclass(frozen=True, slots=True)

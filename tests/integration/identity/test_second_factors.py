@@ -26,6 +26,7 @@ def _call(rig, method, **kwargs):
 
 def _principal(rig):
     issued = _call(rig, "login", email=EMAIL, password=PASSWORD)
+    rig.last_operator_token = issued.token
     with rig.uow.begin() as session:
         return rig.identity.authenticate(session, token=issued.token, via_cookie=False)
 
@@ -146,3 +147,29 @@ def test_regenerated_recovery_codes_replace_the_old_ones(rig, enrolled):
 def test_the_password_is_still_checked_first(rig, enrolled):
     with pytest.raises(InvalidCredentials):
         _call(rig, "login", email=EMAIL, password="wrong " + PASSWORD)
+
+
+def test_an_operator_must_enrol_a_second_factor_and_a_user_need_not(rig):
+    with rig.uow.begin() as session:
+        link = rig.bootstrap.issue(session)
+    _call(
+        rig,
+        "create_first_operator",
+        bootstrap_token=link.token,
+        email=EMAIL,
+        password=PASSWORD,
+        name=None,
+    )
+    operator = _principal(rig)
+    assert operator.is_operator
+    assert operator.must_enrol_mfa
+    enrolment = _call(rig, "begin_totp", principal=operator)
+    _call(rig, "confirm_totp", principal=operator, code=_code(rig, enrolment.secret))
+    with rig.uow.begin() as session:
+        again = rig.identity.authenticate(session, token=rig.last_operator_token, via_cookie=False)
+    assert not again.must_enrol_mfa
+    _call(rig, "signup", email="plain@example.com", password=PASSWORD, name=None)
+    issued = _call(rig, "login", email="plain@example.com", password=PASSWORD)
+    with rig.uow.begin() as session:
+        plain = rig.identity.authenticate(session, token=issued.token, via_cookie=False)
+    assert not plain.must_enrol_mfa

@@ -10,7 +10,13 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from bastion.api.deps import ClientDep, ContainerDep, PrincipalDep, SameSiteOnly, SessionDep
+from bastion.api.deps import (
+    ClientDep,
+    ContainerDep,
+    EnrollingPrincipalDep,
+    SameSiteOnly,
+    SessionDep,
+)
 from bastion.api.routers.cookies import clear_session_cookies, set_session_cookies
 from bastion.api.schemas.identity import (
     Accepted,
@@ -97,7 +103,10 @@ def complete_mfa(
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
 def logout(
-    principal: PrincipalDep, container: ContainerDep, session: SessionDep, client: ClientDep
+    principal: EnrollingPrincipalDep,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
 ) -> Response:
     """End the current session; its token stops working at once."""
     container.identity.logout(session, principal=principal, client=client)

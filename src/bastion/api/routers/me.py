@@ -6,7 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
-from bastion.api.deps import ClientDep, ContainerDep, PrincipalDep, SessionDep
+from bastion.api.deps import (
+    ClientDep,
+    ContainerDep,
+    EnrollingPrincipalDep,
+    PrincipalDep,
+    SessionDep,
+)
 from bastion.api.routers.cookies import clear_session_cookies, set_session_cookies
 from bastion.api.schemas.identity import (
     Account,
@@ -29,7 +35,7 @@ SessionPath = Annotated[str, Path(min_length=36, max_length=36, pattern=r"^[0-9a
 
 
 @router.get("", responses=PROBLEMS)
-def me(principal: PrincipalDep, container: ContainerDep, session: SessionDep) -> Account:
+def me(principal: EnrollingPrincipalDep, container: ContainerDep, session: SessionDep) -> Account:
     """The caller's account."""
     account = container.identity.account(session, principal=principal)
     return Account(
@@ -131,7 +137,10 @@ def revoke_all_sessions(
 
 @router.post("/totp", responses={**PROBLEMS, 409: {"description": "TOTP is already enabled."}})
 def begin_totp(
-    principal: PrincipalDep, container: ContainerDep, session: SessionDep, client: ClientDep
+    principal: EnrollingPrincipalDep,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
 ) -> TotpEnrolment:
     """Start authenticator enrolment: the secret, its otpauth:// URI and an SVG QR code."""
     enrolment = container.identity.begin_totp(session, principal=principal, client=client)
@@ -150,7 +159,7 @@ def begin_totp(
 )
 def confirm_totp(
     body: CodeRequest,
-    principal: PrincipalDep,
+    principal: EnrollingPrincipalDep,
     container: ContainerDep,
     session: SessionDep,
     client: ClientDep,
