@@ -21,6 +21,7 @@ from rich.progress import (
 from bastion.audit import (
     SYSTEM_CHAIN,
     AuditVerifier,
+    Checkpointer,
     Keys,
     VerifyReport,
     export_lines,
@@ -31,8 +32,11 @@ from bastion.audit.canonical import key_id_for
 from bastion.audit.errors import InvalidAuditExport
 from bastion.audit.events import chain_for
 from bastion.audit.verify import Progress as ProgressCallback
-from bastion.bootstrap import build
+from bastion.bootstrap import Container, build
 from bastion.cli.context import clear_failures, console, error_console, fail, settings_from
+from bastion.crypto import verify_signature
+from bastion.crypto.errors import CryptoError
+from bastion.errors import AppError, StartupError
 from bastion.kernel.clock import SystemClock
 
 EXIT_DAMAGED: Final = 1
@@ -65,6 +69,15 @@ def _chain(tenant: str) -> str:
     return SYSTEM_CHAIN if tenant == SYSTEM_CHAIN else chain_for(tenant)
 
 
+def _verify(key: bytes, message: bytes, signature: bytes) -> bool:
+    # The one Ed25519 verification in Bastion lives in crypto (the only hazmat importer).
+    return verify_signature(key, message=message, signature=signature)
+
+
+def _keys_for(public_key: bytes) -> Keys:
+    return Keys(public_keys={key_id_for(public_key): public_key}, verify_signature=_verify)
+
+
 def _keys(public_key_file: Path | None) -> Keys:
     if public_key_file is None:
         return Keys()
@@ -72,13 +85,17 @@ def _keys(public_key_file: Path | None) -> Keys:
         public_key = load_public_key_pem(public_key_file.read_bytes())
     except OSError as exc:
         raise InvalidAuditExport(f"{public_key_file}: cannot read ({exc.strerror})") from None
-    # The one Ed25519 verification in Bastion lives in crypto (the only hazmat importer).
-    from bastion.crypto.primitives import verify_signature  # noqa: PLC0415 - keeps CLI start fast
+    return _keys_for(public_key)
 
-    def verify(key: bytes, message: bytes, signature: bytes) -> bool:
-        return verify_signature(key, message=message, signature=signature)
 
-    return Keys(public_keys={key_id_for(public_key): public_key}, verify_signature=verify)
+def _keyring_keys(container: Container) -> Keys:
+    """The installation's own signing key, derived under the master key (not read from the
+    database, which an administrator could swap). Unavailable: signatures go unchecked."""
+    try:
+        return _keys_for(container.keyring.signing_public_key())
+    except (CryptoError, StartupError, AppError) as exc:
+        error_console.print(f"warning: the signing key is unavailable ({exc})", highlight=False)
+        return Keys()
 
 
 @contextmanager
@@ -152,6 +169,8 @@ def verify(
         else:
             settings = settings_from(ctx)
             container = build(settings)
+            if not keys.enabled:
+                keys = _keyring_keys(container)
             verifier = AuditVerifier(
                 engine=container.engine,
                 keys=keys,
@@ -166,6 +185,47 @@ def verify(
     _print_report(report)
     if not report.ok:
         raise typer.Exit(EXIT_DAMAGED)
+
+
+@audit_app.command("checkpoint")
+def checkpoint(
+    ctx: typer.Context,
+    force: Annotated[
+        bool, typer.Option("--force", help="Checkpoint every chain with new events now.")
+    ] = False,
+) -> None:
+    """Run the checkpoint job once: sign due checkpoints, export them, deliver the webhook."""
+    settings = settings_from(ctx)
+    with clear_failures():
+        container = build(settings)
+        try:
+            report = Checkpointer(
+                engine=container.engine,
+                signer=container.keyring,
+                clock=container.clock,
+                settings=settings.audit,
+                checkpoint_dir=settings.audit_checkpoint_dir,
+            ).run(force=force)
+        finally:
+            container.engine.dispose()
+    console.print(
+        f"checkpoints created {report.created}, exported {report.exported}, "
+        f"delivered {report.delivered}, delivery failures {report.failed_deliveries}",
+        highlight=False,
+    )
+
+
+@audit_app.command("public-key")
+def public_key(ctx: typer.Context) -> None:
+    """Print the checkpoint signing public key (PEM), for customers' offline verification."""
+    settings = settings_from(ctx)
+    with clear_failures():
+        container = build(settings)
+        try:
+            pem = container.keyring.signing_public_key_pem()
+        finally:
+            container.engine.dispose()
+    sys.stdout.write(pem.decode("ascii"))
 
 
 @audit_app.command("export")

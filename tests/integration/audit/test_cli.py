@@ -86,3 +86,41 @@ def test_a_bad_tenant_id_is_a_clear_error(cli):
     result = cli("audit", "export", "--tenant", "../etc")
     assert result.exit_code == 1
     assert "not a valid chain id" in result.output
+
+
+def test_with_the_real_keyring_checkpoints_sign_and_customers_verify_offline(monkeypatch, tmp_path):
+    """End to end on SQLite: init, audited actions, checkpoint job, public key, both verifiers."""
+    from bastion.audit import AuditEvent
+    from bastion.bootstrap import build
+    from bastion.settings import load_settings
+
+    monkeypatch.setenv("BASTION_ENV", "test")
+    monkeypatch.setenv("BASTION_DATA_DIR", str(tmp_path / "data"))
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(app, list(args))
+
+    assert run("init").exit_code == 0
+    container = build(load_settings())
+    for number in range(3):
+        with container.uow.begin() as session:
+            container.audit_log.append(
+                session, AuditEvent(action="record.created", tenant_id=TENANT, target=f"r:{number}")
+            )
+    container.engine.dispose()
+    checkpointed = run("audit", "checkpoint", "--force")
+    assert checkpointed.exit_code == 0, checkpointed.output
+    assert "exported" in checkpointed.output
+    pem = run("audit", "public-key").stdout
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----")
+    verified = run("audit", "verify")
+    assert verified.exit_code == 0, verified.output
+    assert "signed through 3" in verified.output
+    export_file = tmp_path / "export.jsonl"
+    export_file.write_text(run("audit", "export", "--tenant", TENANT).stdout)
+    key_file = tmp_path / "bastion-audit.pem"
+    key_file.write_text(pem)
+    offline = run("audit", "verify", "--file", str(export_file), "--public-key", str(key_file))
+    assert offline.exit_code == 0, offline.output
+    assert "signed through 3" in offline.output
