@@ -271,8 +271,13 @@ def readiness_problems(container: Container) -> dict[str, str]:
     problems: dict[str, str] = {}
     try:
         container.key_provider.check()
+        # The key this process holds must still be the keyring's: after a master-key rotation
+        # run against a live server, say so here rather than fail on the next cache miss.
+        _guard_database(container.keyring.verify_master_key, container.settings)
     except CryptoError as exc:
         problems["keys"] = str(exc)
+    except StartupError:
+        pass  # the database itself is unusable: the probe below reports that
     try:
         _probe_database(container)
     except StartupError as exc:

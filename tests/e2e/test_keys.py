@@ -82,3 +82,19 @@ def test_key_commands_fail_with_one_line(fresh_server):
     assert result.returncode == 1
     assert "erased" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_readyz_reports_a_master_key_rotated_under_a_running_server(fresh_server, tmp_path):
+    fresh_server.start()
+    assert fresh_server.client.get("/readyz").status_code == 200
+    new_key = tmp_path / "new.key"
+    create_key_file(new_key)
+    result = run_cli("keys", "rotate-kek", "--new-key-file", str(new_key), env=fresh_server.env)
+    assert result.returncode == 0, result.stderr
+    # The running process still holds the old key: not ready, and it says why.
+    ready = fresh_server.client.get("/readyz")
+    assert ready.status_code == 503
+    assert "does not match the keyring" in ready.json()["checks"]["keys"]
+    fresh_server.stop()
+    fresh_server.start()
+    assert fresh_server.client.get("/readyz").status_code == 200
