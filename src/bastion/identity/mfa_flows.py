@@ -1,0 +1,122 @@
+"""Second-factor flows of ``SqlIdentity``: finishing an MFA login, enrolling TOTP, and
+recovery codes. The mechanism lives in ``mfa``; this adds auditing and the edge contract."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from sqlalchemy.orm import Session
+
+from bastion.identity import repository, sessions
+from bastion.identity.base import IdentityBase
+from bastion.identity.errors import (
+    MfaCodeInvalid,
+    UserNotFound,
+)
+from bastion.identity.events import EventOutcome
+from bastion.identity.types import (
+    ClientInfo,
+    IdentityAction,
+    IssuedSession,
+    Principal,
+    TotpEnrolment,
+)
+
+
+class SecondFactorFlows(IdentityBase):
+    """MFA login completion, TOTP enrolment, recovery codes; mixed into ``SqlIdentity``."""
+
+    def complete_mfa(
+        self, session: Session, *, mfa_token: str, code: str, client: ClientInfo
+    ) -> IssuedSession:
+        """Finish a login with a TOTP or recovery code; MfaCodeInvalid for anything wrong.
+
+        A code is accepted once (TOTP steps and recovery codes are spent atomically); a challenge
+        dies after five wrong codes or five minutes. Failures are audited and committed.
+        """
+        now = self._clock.now()
+        try:
+            challenge = self._mfa.live_challenge(session, token=mfa_token, now=now)
+        except MfaCodeInvalid:
+            self._refuse_mfa(session, client, actor=None, reason="challenge_invalid")
+        user = repository.user_by_id(session, challenge.user_id)
+        if user is None or user.disabled_at is not None:
+            self._refuse_mfa(session, client, actor=challenge.user_id, reason="disabled")
+        method = self._mfa.answer(session, challenge=challenge, code=code, now=now)
+        if method is None:
+            self._refuse_mfa(session, client, actor=user.id, reason="wrong_code")
+        issued = sessions.issue(
+            session, user_id=user.id, client=client, now=now, policy=self._sessions
+        )
+        self._record(
+            session,
+            IdentityAction.LOGIN,
+            client,
+            actor=user.id,
+            target=issued.id,
+            details={
+                "mfa": method,
+                "recovery_codes_left": self._mfa.recovery_codes_left(session, user.id),
+            },
+        )
+        return issued
+
+    def begin_totp(
+        self, session: Session, *, principal: Principal, client: ClientInfo
+    ) -> TotpEnrolment:
+        """Start authenticator enrolment: a new secret (shown once), its URI and QR code."""
+        user = repository.user_by_id(session, principal.user_id)
+        if user is None:
+            raise UserNotFound
+        enrolment = self._mfa.begin_totp(
+            session, user_id=user.id, account=self._email_of(user), now=self._clock.now()
+        )
+        self._record(
+            session, IdentityAction.TOTP_ENROLMENT_STARTED, client, actor=user.id, target=user.id
+        )
+        return enrolment
+
+    def confirm_totp(
+        self, session: Session, *, principal: Principal, code: str, client: ClientInfo
+    ) -> list[str]:
+        """Enable TOTP once a code proves the app has the secret; returns ten recovery codes."""
+        codes = self._mfa.confirm_totp(
+            session, user_id=principal.user_id, code=code, now=self._clock.now()
+        )
+        self._record(
+            session,
+            IdentityAction.TOTP_ENABLED,
+            client,
+            actor=principal.user_id,
+            target=principal.user_id,
+        )
+        return codes
+
+    def regenerate_recovery_codes(
+        self, session: Session, *, principal: Principal, code: str, client: ClientInfo
+    ) -> list[str]:
+        """Ten new recovery codes (the old ones stop working); needs a fresh TOTP code."""
+        now = self._clock.now()
+        self._mfa.check_totp(session, user_id=principal.user_id, code=code, now=now)
+        codes = self._mfa.replace_recovery_codes(session, user_id=principal.user_id, now=now)
+        self._record(
+            session,
+            IdentityAction.RECOVERY_CODES_GENERATED,
+            client,
+            actor=principal.user_id,
+            target=principal.user_id,
+        )
+        return codes
+
+    def _refuse_mfa(
+        self, session: Session, client: ClientInfo, *, actor: str | None, reason: str
+    ) -> NoReturn:
+        self._record(
+            session,
+            IdentityAction.LOGIN,
+            client,
+            actor=actor,
+            outcome=EventOutcome.FAILURE,
+            details={"reason": reason, "mfa": True},
+        )
+        raise MfaCodeInvalid
