@@ -42,7 +42,8 @@ def configure_logging(settings: LogSettings) -> None:
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        # Filters by level before any processor runs: a dropped line costs almost nothing.
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
@@ -56,6 +57,10 @@ def configure_logging(settings: LogSettings) -> None:
             ],
         )
     )
+    # Nothing we render uses these record fields; computing them costs per line on the hot path.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -85,11 +85,16 @@ def _in_any(address: IPv4Address | IPv6Address, networks: Iterable[Network]) -> 
     return any(address.version == net.version and address in net for net in networks)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+_EDGE_HEADERS = (REQUEST_ID_HEADER, b"x-forwarded-for", b"content-length")
+
+
+def _edge_headers(scope: Scope) -> dict[bytes, str]:
+    """The few request headers the edge reads, in one pass over the list (first one wins)."""
+    found: dict[bytes, str] = {}
     for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+        if key in _EDGE_HEADERS and key not in found:
+            found[key] = value.decode("latin-1")
+    return found
 
 
 class EdgeMiddleware:
@@ -111,17 +116,8 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        incoming_id = _header(scope, REQUEST_ID_HEADER)
-        request_id = (
-            incoming_id if incoming_id and SAFE_REQUEST_ID.fullmatch(incoming_id) else new_id()
-        )
-        peer = scope["client"][0] if scope.get("client") else None
-        client_ip = resolve_client_address(
-            peer, _header(scope, b"x-forwarded-for"), self.trusted_proxies
-        )
-        state = scope.setdefault("state", {})
-        state["request_id"] = request_id
-        state["client_ip"] = client_ip
+        headers = _edge_headers(scope)
+        request_id, client_ip = self._identify(scope, headers)
         status = 0
         response_started = False
         extra_headers = [*self.headers, (REQUEST_ID_HEADER, request_id.encode())]
@@ -145,9 +141,11 @@ class EdgeMiddleware:
                     raise BodyTooLarge(self.max_body_bytes)
             return message
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        # bind/reset rather than bound_contextvars(), which copies the whole context per request.
+        context_tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
             try:
-                declared = _header(scope, b"content-length")
+                declared = headers.get(b"content-length")
                 if (
                     declared is not None
                     and declared.isdigit()
@@ -172,6 +170,23 @@ class EdgeMiddleware:
                     client_ip=client_ip,
                     duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 )
+        finally:
+            structlog.contextvars.reset_contextvars(**context_tokens)
+
+    def _identify(self, scope: Scope, headers: dict[bytes, str]) -> tuple[str, str | None]:
+        """Request id and client address, also stored in ``scope["state"]`` for the app."""
+        incoming_id = headers.get(REQUEST_ID_HEADER)
+        request_id = (
+            incoming_id if incoming_id and SAFE_REQUEST_ID.fullmatch(incoming_id) else new_id()
+        )
+        peer = scope["client"][0] if scope.get("client") else None
+        client_ip = resolve_client_address(
+            peer, headers.get(b"x-forwarded-for"), self.trusted_proxies
+        )
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["client_ip"] = client_ip
+        return request_id, client_ip
 
     async def _problem(
         self, scope: Scope, receive: Receive, send: Send, status: int, request_id: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,6 +20,7 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+@lru_cache(maxsize=4096)  # bounded: names may come from callers' JSON
 def is_secret_key(name: str) -> bool:
     lowered = name.lower()
     return any(fragment in lowered for fragment in SECRET_KEY_FRAGMENTS)
