@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,13 @@ def _no_bastion_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_databases() -> Iterator[PostgresDatabases]:
+def postgres_databases(request: pytest.FixtureRequest) -> PostgresDatabases:
     require_postgres()
     databases = PostgresDatabases()
-    yield databases
-    databases.drop_all()
+    # Dropped when pytest shuts down, not in the last test's teardown: each DROP DATABASE waits
+    # for a checkpoint (~1.6 s here), and a whole session's worth exceeded that test's timeout.
+    request.config.add_cleanup(databases.drop_all)
+    return databases
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ def pg_container(make_settings, postgres_databases, tmp_path):
     settings = make_settings(
         database_url=postgres_databases.create(),
         data_dir=tmp_path / "pg-data",
-        backup={"zstd_threads": 1, "drill_database_url": postgres_databases.create()},
+        backup={"zstd_threads": 1},
     )
     container = installation(settings)
     require_pg_tools(container.engine)
@@ -125,10 +125,10 @@ def test_erased_tenants_stay_erased_after_a_restore(pg_container, empty_database
         engine.dispose()
 
 
-def test_a_drill_restores_into_the_drill_database_every_time(pg_container):
+def test_a_drill_restores_into_the_drill_database_every_time(pg_container, empty_database):
     service = pg_container.backup
     service.create()
-    url = pg_container.settings.backup.drill_database_url.get_secret_value()
+    url = empty_database
     first = run_drill(service, drill_database_url=url)
     second = run_drill(service, drill_database_url=url)
     assert first.ok, first.detail
