@@ -145,6 +145,9 @@ def stream_entries(
     connection: Connection, chain: str, *, from_seq: int = 1, to_seq: int | None = None
 ) -> Generator[StoredEntry, None, None]:
     """The chain's rows in sequence order (ENTRY_COLUMNS), streamed in batches."""
+    if connection.dialect.name == "sqlite":
+        yield from _stream_sqlite(connection, chain, from_seq, to_seq)
+        return
     statement = (
         select(*ENTRY_COLUMNS)
         .where(EVENTS.c.chain_id == chain, EVENTS.c.seq >= from_seq)
@@ -158,6 +161,33 @@ def stream_entries(
     with connection.execute(statement.execution_options(yield_per=STREAM_BATCH_ROWS)) as result:
         # Row objects index like the StoredEntry tuples the verifier reads.
         yield from cast(Iterator[StoredEntry], result)
+
+
+_SQLITE_STREAM: Final = (
+    "SELECT seq, occurred_at, tenant_id, actor, action, target, outcome, source_ip, user_agent, "
+    "request_id, details, prev_hash, hash FROM audit_events "
+    "WHERE chain_id = ? AND seq >= ? AND seq <= ? ORDER BY seq"
+)
+_SQLITE_MAX_INTEGER: Final = 2**63 - 1
+
+
+def _stream_sqlite(
+    connection: Connection, chain: str, from_seq: int, to_seq: int | None
+) -> Generator[StoredEntry, None, None]:
+    # The driver's own cursor, on the same connection and transaction: SQLAlchemy's Row layer
+    # costs more per row than re-encoding and hashing it, and verification reads every row.
+    driver = connection.connection.driver_connection
+    if driver is None:  # pragma: no cover - a checked-out connection always has one
+        raise RuntimeError("no DBAPI connection")
+    cursor = driver.cursor()
+    try:
+        cursor.execute(
+            _SQLITE_STREAM, (chain, from_seq, _SQLITE_MAX_INTEGER if to_seq is None else to_seq)
+        )
+        while batch := cursor.fetchmany(STREAM_BATCH_ROWS):
+            yield from batch
+    finally:
+        cursor.close()
 
 
 def hash_at(connection: Connection, chain: str, seq: int) -> str | None:

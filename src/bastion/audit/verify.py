@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
 from typing import Final
@@ -151,26 +151,6 @@ class WalkResult:
     first_unpinned: Damage | None = None
 
 
-class _Peekable:
-    def __init__(self, entries: Iterable[StoredEntry]) -> None:
-        self._it: Iterator[StoredEntry] = iter(entries)
-        self._next: StoredEntry | None = None
-
-    def __iter__(self) -> _Peekable:
-        return self
-
-    def __next__(self) -> StoredEntry:
-        if self._next is not None:
-            value, self._next = self._next, None
-            return value
-        return next(self._it)
-
-    def peek(self) -> StoredEntry | None:
-        if self._next is None:
-            self._next = next(self._it, None)
-        return self._next
-
-
 def walk_chain(
     chain: str,
     entries: Iterable[StoredEntry],
@@ -187,7 +167,7 @@ def walk_chain(
     difference is kept as a ``recomputed`` finding, the walk goes on looking for plain damage.
     """
     pins = pinned or {}
-    rows = _Peekable(entries)
+    rows = iter(entries)
     result = WalkResult(last_seq=start_seq - 1, last_hash=start_prev, checked=0)
     prev, expected = start_prev, start_seq
     # The hot loop: the previous digest is kept as bytes and the chain id escaped once, so a row
@@ -214,7 +194,8 @@ def walk_chain(
         except (TypeError, ValueError):
             digest = b""
         if entry[11] != prev or digest.hex() != row_hash:
-            result.damage = _classify(chain, entry, rows.peek(), prev, start_seq)
+            # The row after is read only now: no look-ahead cost on the healthy path.
+            result.damage = _classify(chain, entry, next(rows, None), prev, start_seq)
             return result
         pin = pins.get(seq)
         if pin is not None and pin != row_hash and result.first_unpinned is None:
