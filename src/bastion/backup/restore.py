@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from bastion.audit import AuditEvent, AuditLog, AuditVerifier, Keys, Outcome
 from bastion.audit.canonical import key_id_for
 from bastion.backup import snapshot
-from bastion.backup.errors import BackupCorrupted, RestoreRefused
+from bastion.backup.errors import BackupCorrupted, BackupError, RestoreRefused
 from bastion.backup.manifest import Manifest
 from bastion.backup.stream import open_stream
 from bastion.backup.types import BackupSummary, Progress, RestoreReport
@@ -151,7 +152,14 @@ class Restorer:
     ) -> _Checks:
         engine = make_engine(url)
         try:
-            if not force and not snapshot.is_postgres_empty(engine):
+            try:
+                empty = snapshot.is_postgres_empty(engine)
+            except SQLAlchemyError as exc:
+                raise BackupError(
+                    f"cannot connect to the restore database {make_url_database(url)}: "
+                    f"{str(exc).splitlines()[0]}"
+                ) from None
+            if not force and not empty:
                 raise RestoreRefused(
                     f"database {make_url_database(url)} is not empty; restore into an empty "
                     f"database, or pass --force to replace what the backup holds"

@@ -32,7 +32,7 @@ from bastion.backup.manifest import Backend, Manifest, parse_manifest
 from bastion.backup.restore import Restorer
 from bastion.backup.retention import RetentionPolicy, backups_to_keep
 from bastion.backup.stream import CHUNK_BYTES, open_stream, seal_stream
-from bastion.backup.targets import BackupTarget
+from bastion.backup.targets import BackupTarget, PayloadUpload
 from bastion.backup.types import (
     BackupSummary,
     CreateReport,
@@ -177,7 +177,7 @@ class BackupService:
                 )
             upload.commit()
         except BaseException:
-            upload.abort()
+            _abort(upload, backup_id)
             raise
         manifest = Manifest(
             backup_id=backup_id,
@@ -475,6 +475,15 @@ class BackupService:
                     details=details,
                 ),
             )
+
+
+def _abort(upload: PayloadUpload, backup_id: str) -> None:
+    # Best effort: the original failure is what the operator needs to see, and a payload left
+    # behind without a manifest is never listed and is pruned after the grace period.
+    try:
+        upload.abort()
+    except (AppError, OSError) as exc:
+        log.warning("backup.abort_failed", backup_id=backup_id, error=str(exc))
 
 
 def _current(read: Callable[[], T]) -> T:

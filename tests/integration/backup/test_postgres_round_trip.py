@@ -134,3 +134,21 @@ def test_a_drill_restores_into_the_drill_database_every_time(pg_container, empty
     assert first.ok, first.detail
     assert second.ok, second.detail
     assert service.drills(limit=2) == [second, first]
+
+
+def test_an_unreachable_restore_database_is_a_clear_error(pg_container):
+    from bastion.backup import BackupError
+
+    backup_id = pg_container.backup.create().backup.backup_id
+    with pytest.raises(BackupError, match="cannot connect to the restore database nowhere"):
+        pg_container.backup.restore(
+            backup_id, database_url="postgresql://postgres@127.0.0.1:1/nowhere"
+        )
+
+
+def test_a_sqlite_backup_cannot_be_restored_into_postgresql(container, empty_database):
+    from bastion.errors import InvalidInput
+
+    backup_id = container.backup.create().backup.backup_id
+    with pytest.raises(InvalidInput, match="is a sqlite backup"):
+        container.backup.restore(backup_id, database_url=empty_database)
