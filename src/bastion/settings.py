@@ -170,6 +170,8 @@ class IdentitySettings(_Section):
     session_absolute_lifetime_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 24 * 3600)
     email_verification_lifetime_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
     password_reset_lifetime_seconds: int = Field(default=30 * 60, ge=60, le=30 * 60)
+    # Sensitive actions (turning a second factor off...) need one proved this recently.
+    step_up_seconds: int = Field(default=5 * 60, ge=30, le=3600)
 
     @model_validator(mode="after")
     def _coherent(self) -> IdentitySettings:

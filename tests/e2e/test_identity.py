@@ -399,3 +399,35 @@ def test_an_operator_can_do_nothing_but_enrol_a_second_factor_until_they_have_on
     )
     assert confirmed.status_code == 200, confirmed.text
     assert server.client.get("/api/v1/me/sessions", headers=_bearer(session)).status_code == 200
+
+
+def test_turning_totp_off_needs_a_step_up_in_the_same_session(server):
+    import pyotp
+
+    email = "step-up@example.com"
+    _signup(server, email)
+    enrolling = _login(server, email)["token"]
+    bystander = _login(server, email)["token"]  # a session that never proves a factor
+    secret = server.client.post("/api/v1/me/totp", headers=_bearer(enrolling)).json()["secret"]
+    confirmed = server.client.post(
+        "/api/v1/me/totp/confirm",
+        json={"code": pyotp.TOTP(secret).now()},
+        headers=_bearer(enrolling),
+    )
+    codes = confirmed.json()["recovery_codes"]
+
+    refused = server.client.delete("/api/v1/me/totp", headers=_bearer(bystander))
+    _assert_problem(refused, 403, "identity.step_up_required")
+    wrong = server.client.post(
+        "/api/v1/auth/step-up", json={"code": "000000"}, headers=_bearer(bystander)
+    )
+    _assert_problem(wrong, 400, "identity.totp_code_invalid")
+    stepped = server.client.post(
+        "/api/v1/auth/step-up", json={"code": codes[0]}, headers=_bearer(bystander)
+    )
+    assert stepped.status_code == 204, stepped.text
+    assert server.client.delete("/api/v1/me/totp", headers=_bearer(bystander)).status_code == 204
+    assert (
+        server.client.get("/api/v1/me", headers=_bearer(enrolling)).json()["mfa_enabled"] is False
+    )
+    _login(server, email)  # a password alone signs in again

@@ -21,6 +21,7 @@
     ├── TotpAlreadyEnabled (Conflict)             enrolment asked for with TOTP already on
     ├── TotpNotPending (Conflict)                 confirmation with no enrolment in progress
     ├── TotpNotEnabled (Conflict)                 recovery codes asked for without TOTP
+    ├── StepUpRequired (Forbidden)                sensitive action without a recent second factor
     └── PasswordRejected (Unprocessable)          a policy rule failed; ``code`` names the rule:
         ├── PasswordTooShort / PasswordTooLong
         ├── PasswordTooCommon                     in the shipped list of common passwords
@@ -160,6 +161,14 @@ class TotpNotPending(IdentityError, Conflict):
 class TotpNotEnabled(IdentityError, Conflict):
     code = "identity.totp_not_enabled"
     public_message = "Enable an authenticator app first."
+
+
+class StepUpRequired(IdentityError, Forbidden):
+    code = "identity.step_up_required"
+    public_message = (
+        "This action needs a second factor proved in the last few minutes: POST a TOTP or "
+        "recovery code to /api/v1/auth/step-up, then retry."
+    )
 
 
 class PasswordRejected(IdentityError, Unprocessable):

@@ -13,7 +13,7 @@ import hmac
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from bastion.identity import recovery, totp
@@ -169,6 +169,20 @@ class SecondFactors:
             challenge.used_at = now
         session.flush()
         return method
+
+    def remove(self, session: Session, *, user_id: str) -> bool:
+        """Turn TOTP off: delete the secret and every recovery code. False if it was not on."""
+        row = session.get(TotpCredential, user_id)
+        if row is None:
+            return False
+        session.delete(row)
+        session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+        session.flush()
+        return True
+
+    def prove(self, session: Session, *, user_id: str, code: str, now: datetime) -> Method | None:
+        """Which factor ``code`` proves for ``user_id`` (spending it), or None."""
+        return self._prove(session, user_id, code, now)
 
     def _prove(self, session: Session, user_id: str, code: str, now: datetime) -> Method | None:
         row = session.get(TotpCredential, user_id)

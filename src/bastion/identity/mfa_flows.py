@@ -3,6 +3,7 @@ recovery codes. The mechanism lives in ``mfa``; this adds auditing and the edge 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import NoReturn
 
 from sqlalchemy.orm import Session
@@ -11,6 +12,9 @@ from bastion.identity import repository, sessions
 from bastion.identity.base import IdentityBase
 from bastion.identity.errors import (
     MfaCodeInvalid,
+    StepUpRequired,
+    TotpCodeInvalid,
+    TotpNotEnabled,
     UserNotFound,
 )
 from bastion.identity.events import EventOutcome
@@ -46,7 +50,7 @@ class SecondFactorFlows(IdentityBase):
         if method is None:
             self._refuse_mfa(session, client, actor=user.id, reason="wrong_code")
         issued = sessions.issue(
-            session, user_id=user.id, client=client, now=now, policy=self._sessions
+            session, user_id=user.id, client=client, now=now, policy=self._sessions, with_mfa=True
         )
         self._record(
             session,
@@ -80,9 +84,10 @@ class SecondFactorFlows(IdentityBase):
         self, session: Session, *, principal: Principal, code: str, client: ClientInfo
     ) -> list[str]:
         """Enable TOTP once a code proves the app has the secret; returns ten recovery codes."""
-        codes = self._mfa.confirm_totp(
-            session, user_id=principal.user_id, code=code, now=self._clock.now()
-        )
+        now = self._clock.now()
+        codes = self._mfa.confirm_totp(session, user_id=principal.user_id, code=code, now=now)
+        # The user just proved the new factor in this session.
+        sessions.mark_mfa(session, principal.session_id, now)
         self._record(
             session,
             IdentityAction.TOTP_ENABLED,
@@ -120,3 +125,42 @@ class SecondFactorFlows(IdentityBase):
             details={"reason": reason, "mfa": True},
         )
         raise MfaCodeInvalid
+
+    def step_up(
+        self, session: Session, *, principal: Principal, code: str, client: ClientInfo
+    ) -> None:
+        """Prove a second factor (TOTP or recovery code, each spent) in the current session, so
+        sensitive actions are allowed for ``identity.step_up_seconds``. TotpCodeInvalid if not."""
+        now = self._clock.now()
+        method = self._mfa.prove(session, user_id=principal.user_id, code=code, now=now)
+        if method is None:
+            raise TotpCodeInvalid(field="code")
+        sessions.mark_mfa(session, principal.session_id, now)
+        self._record(
+            session,
+            IdentityAction.STEP_UP,
+            client,
+            actor=principal.user_id,
+            target=principal.session_id,
+            details={"mfa": method},
+        )
+
+    def disable_totp(self, session: Session, *, principal: Principal, client: ClientInfo) -> None:
+        """Turn the authenticator off (secret and recovery codes deleted). Needs a recent step-up
+        (StepUpRequired); TotpNotEnabled if it is not on."""
+        self._require_recent_mfa(session, principal)
+        if not self._mfa.remove(session, user_id=principal.user_id):
+            raise TotpNotEnabled
+        self._record(
+            session,
+            IdentityAction.TOTP_DISABLED,
+            client,
+            actor=principal.user_id,
+            target=principal.user_id,
+        )
+
+    def _require_recent_mfa(self, session: Session, principal: Principal) -> None:
+        within = timedelta(seconds=self._settings.step_up_seconds)
+        now = self._clock.now()
+        if not sessions.has_recent_mfa(session, principal.session_id, now=now, within=within):
+            raise StepUpRequired

@@ -92,6 +92,9 @@ class AuthSession(Base):
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When a second factor was last proved in this session (MFA login, enrolment, step-up):
+    # sensitive actions need it within identity.step_up_seconds.
+    mfa_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ip: Mapped[str | None] = mapped_column(String(IP_CHARS))
     user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_CHARS))
 

@@ -106,6 +106,12 @@ class Identity(Protocol):
     def regenerate_recovery_codes(
         self, session: Session, *, principal: Principal, code: str, client: ClientInfo
     ) -> list[str]: ...
+    def step_up(
+        self, session: Session, *, principal: Principal, code: str, client: ClientInfo
+    ) -> None: ...
+    def disable_totp(
+        self, session: Session, *, principal: Principal, client: ClientInfo
+    ) -> None: ...
 
 
 class SqlIdentity(PasswordFlows, SecondFactorFlows):

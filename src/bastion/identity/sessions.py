@@ -46,9 +46,16 @@ class SessionPolicy:
 
 
 def issue(
-    session: Session, *, user_id: str, client: ClientInfo, now: datetime, policy: SessionPolicy
+    session: Session,
+    *,
+    user_id: str,
+    client: ClientInfo,
+    now: datetime,
+    policy: SessionPolicy,
+    with_mfa: bool = False,
 ) -> IssuedSession:
-    """A new session for ``user_id`` (the caller has authenticated them)."""
+    """A new session for ``user_id`` (the caller has authenticated them; ``with_mfa`` if a
+    second factor was part of it)."""
     token = new_token()
     csrf_token = new_token()
     row = AuthSession(
@@ -60,6 +67,7 @@ def issue(
         last_seen_at=now,
         expires_at=now + policy.absolute_lifetime,
         revoked_at=None,
+        mfa_at=now if with_mfa else None,
         ip=client.ip,
         user_agent=(client.user_agent or None) and client.user_agent[:USER_AGENT_CHARS],
     )
@@ -133,3 +141,16 @@ def authenticate(
 def _has_confirmed_totp(session: Session, user_id: str) -> bool:
     credential = session.get(TotpCredential, user_id)
     return credential is not None and credential.confirmed_at is not None
+
+
+def mark_mfa(session: Session, session_id: str, now: datetime) -> None:
+    """Record that a second factor was just proved in this session (step-up)."""
+    row = session.get(AuthSession, session_id)
+    if row is not None:
+        row.mfa_at = now
+        session.flush()
+
+
+def has_recent_mfa(session: Session, session_id: str, *, now: datetime, within: timedelta) -> bool:
+    row = session.get(AuthSession, session_id)
+    return row is not None and row.mfa_at is not None and aware(row.mfa_at) + within > now

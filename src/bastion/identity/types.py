@@ -29,6 +29,8 @@ class IdentityAction(enum.StrEnum):
     TOTP_ENROLMENT_STARTED = "identity.totp_enrolment_started"
     TOTP_ENABLED = "identity.totp_enabled"
     RECOVERY_CODES_GENERATED = "identity.recovery_codes_generated"
+    STEP_UP = "identity.step_up"
+    TOTP_DISABLED = "identity.totp_disabled"
 
 
 class TokenPurpose(enum.StrEnum):

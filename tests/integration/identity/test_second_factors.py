@@ -8,6 +8,7 @@ from bastion.identity.errors import (
     InvalidCredentials,
     MfaCodeInvalid,
     MfaRequired,
+    StepUpRequired,
     TotpAlreadyEnabled,
     TotpCodeInvalid,
     TotpNotPending,
@@ -173,3 +174,24 @@ def test_an_operator_must_enrol_a_second_factor_and_a_user_need_not(rig):
     with rig.uow.begin() as session:
         plain = rig.identity.authenticate(session, token=issued.token, via_cookie=False)
     assert not plain.must_enrol_mfa
+
+
+def test_turning_totp_off_needs_a_recent_step_up(rig, enrolled):
+    secret, codes, principal = enrolled
+    issued = _complete(rig, _mfa_token(rig), _code(rig, secret, 1))
+    with rig.uow.begin() as session:
+        fresh = rig.identity.authenticate(session, token=issued.token, via_cookie=False)
+    rig.advance(minutes=5, seconds=1)
+    with pytest.raises(StepUpRequired):
+        _call(rig, "disable_totp", principal=fresh)  # the MFA login is too old now
+    with pytest.raises(TotpCodeInvalid):
+        _call(rig, "step_up", principal=fresh, code="000000")
+    _call(rig, "step_up", principal=fresh, code=codes[3])
+    with pytest.raises(TotpCodeInvalid):
+        _call(rig, "step_up", principal=fresh, code=codes[3])  # spent
+    _call(rig, "disable_totp", principal=fresh)
+    with rig.uow.begin() as session:
+        assert session.scalars(select(TotpCredential)).all() == []
+        assert session.scalars(select(RecoveryCode)).all() == []
+    assert _call(rig, "login", email=EMAIL, password=PASSWORD).token
+    assert principal.user_id == fresh.user_id

@@ -14,6 +14,7 @@ from bastion.api.deps import (
     ClientDep,
     ContainerDep,
     EnrollingPrincipalDep,
+    PrincipalDep,
     SameSiteOnly,
     SessionDep,
 )
@@ -21,6 +22,7 @@ from bastion.api.routers.cookies import clear_session_cookies, set_session_cooki
 from bastion.api.schemas.identity import (
     Accepted,
     AccountCreated,
+    CodeRequest,
     ForgotPasswordRequest,
     LoginRequest,
     MfaRequest,
@@ -99,6 +101,23 @@ def complete_mfa(
         idle_expires_at=issued.idle_expires_at,
         csrf_token=issued.csrf_token,
     )
+
+
+@router.post(
+    "/step-up",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**PROBLEMS, 400: {"description": "Wrong or spent code."}},
+)
+def step_up(
+    body: CodeRequest,
+    principal: PrincipalDep,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> None:
+    """Prove a second factor in this session; sensitive actions are then allowed for a few
+    minutes (``identity.step_up_seconds``)."""
+    container.identity.step_up(session, principal=principal, code=body.code, client=client)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)

@@ -149,6 +149,22 @@ def begin_totp(
     )
 
 
+@router.delete(
+    "/totp",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        **PROBLEMS,
+        403: {"description": "No second factor proved recently (step-up) or CSRF."},
+        409: {"description": "TOTP is not enabled."},
+    },
+)
+def disable_totp(
+    principal: PrincipalDep, container: ContainerDep, session: SessionDep, client: ClientDep
+) -> None:
+    """Turn the authenticator off (recovery codes too). Needs a step-up within a few minutes."""
+    container.identity.disable_totp(session, principal=principal, client=client)
+
+
 @router.post(
     "/totp/confirm",
     responses={

@@ -59,6 +59,7 @@ def upgrade() -> None:
         _when("last_seen_at"),
         _when("expires_at"),
         _when("revoked_at", nullable=True),
+        _when("mfa_at", nullable=True),
         sa.Column("ip", sa.String(45), nullable=True),
         sa.Column("user_agent", sa.String(512), nullable=True),
         sa.ForeignKeyConstraint(
