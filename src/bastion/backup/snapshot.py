@@ -97,6 +97,9 @@ def snapshot_sqlite(database: Path, into: Path) -> SnapshotInfo:
         raise SnapshotFailed(f"cannot open {database}: {exc}") from None
     try:
         with closing(source), closing(sqlite3.connect(into)) as target:
+            # A scratch copy: a crash just means a new snapshot, so no journal and no fsync.
+            target.execute("PRAGMA journal_mode=OFF")
+            target.execute("PRAGMA synchronous=OFF")
             # pages=-1: one step, one read transaction, hence one consistent instant. A stepwise
             # copy restarts whenever another connection writes, and may never finish under load.
             source.backup(target)
