@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from bastion.identity.models import AuthSession, EmailToken, PasswordHistory, User
+from bastion.identity.models import AuthSession, EmailToken, MfaChallenge, PasswordHistory, User
 
 
 def user_by_email_index(session: Session, email_index: bytes) -> User | None:
@@ -86,6 +86,14 @@ def revoke_session(session: Session, user_id: str, session_id: str, now: datetim
 
 
 def revoke_all_sessions(session: Session, user_id: str, now: datetime) -> int:
+    """End every session of ``user_id`` and every half-finished MFA login (so a challenge opened
+    with an old password cannot complete after a reset). Returns the sessions ended."""
+    session.execute(
+        update(MfaChallenge)
+        .where(MfaChallenge.user_id == user_id, MfaChallenge.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
     result = session.execute(
         update(AuthSession)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))

@@ -14,7 +14,7 @@ from bastion.identity.errors import (
     TotpNotPending,
 )
 from bastion.identity.models import RecoveryCode, TotpCredential
-from tests.support.identity import CLIENT
+from tests.support.identity import CLIENT, last_token
 
 PASSWORD = "correct horse battery staple"
 EMAIL = "totp@example.com"
@@ -195,3 +195,13 @@ def test_turning_totp_off_needs_a_recent_step_up(rig, enrolled):
         assert session.scalars(select(RecoveryCode)).all() == []
     assert _call(rig, "login", email=EMAIL, password=PASSWORD).token
     assert principal.user_id == fresh.user_id
+
+
+def test_a_password_reset_closes_half_finished_mfa_logins(rig, enrolled):
+    secret, _, _ = enrolled
+    pending = _mfa_token(rig)
+    _call(rig, "request_password_reset", email=EMAIL)
+    reset = last_token(rig.mail_dir, to=EMAIL, subject_contains="Reset")
+    _call(rig, "reset_password", token=reset, password="a completely new passphrase")
+    with pytest.raises(MfaCodeInvalid):
+        _complete(rig, pending, _code(rig, secret, 1))
