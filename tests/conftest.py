@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,20 @@ def postgres_url(postgres_databases: PostgresDatabases) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Run a storage-level test on both backends, each time on an empty database."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Run a storage-level test on both backends, each time on an empty database.
+
+    On PostgreSQL "empty database" is a fresh schema of the session's database, dropped after
+    the test; tests that need a whole database of their own use ``postgres_databases.create()``.
+    """
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.db'}"
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
     databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
-    return databases.create()
+    session_database: str = request.getfixturevalue("postgres_url")
+    url, schema = databases.create_schema(session_database)
+    yield url
+    databases.drop_schema(session_database, schema)
 
 
 @pytest.fixture

@@ -47,6 +47,25 @@ class PostgresDatabases:
         base = ADMIN_DSN.rsplit("/", 1)[0]
         return f"{base}/{name}"
 
+    def create_schema(self, database_url: str) -> tuple[str, str]:
+        """An empty schema in ``database_url``'s database, as (url that uses it, schema name).
+
+        Far cheaper than a database per test: DROP SCHEMA needs no checkpoint, DROP DATABASE
+        forces one on PostgreSQL 15. Connections through the returned URL see only that schema
+        (search_path), so migrations, triggers and tables land in it.
+        """
+        name = f"t_{secrets.token_hex(6)}"
+        with psycopg.connect(database_url, autocommit=True, connect_timeout=3) as connection:
+            connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+        return f"{database_url}?options=-csearch_path%3D{name}", name
+
+    @staticmethod
+    def drop_schema(database_url: str, name: str) -> None:
+        with psycopg.connect(database_url, autocommit=True, connect_timeout=3) as connection:
+            connection.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
+            )
+
     def drop_all(self) -> None:
         with _admin_connection() as connection:
             for name in self._created:
