@@ -9,7 +9,9 @@ falls back to a default.
 
 from __future__ import annotations
 
+import json
 import os
+import tomllib
 from collections.abc import Mapping
 from datetime import time
 from ipaddress import IPv4Network, IPv6Network
@@ -21,6 +23,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -106,51 +109,6 @@ class AuditSettings(_Section):
         return self
 
 
-class BackupSettings(_Section):
-    """Encrypted backups (docs/backups.md): where they go, when, and how long they are kept."""
-
-    target: Literal["local", "s3"] = "local"
-    # local target; default <data_dir>/backups. Put it on another disk (or use s3) in production.
-    directory: Path | None = None
-    s3_bucket: str | None = None
-    s3_prefix: str = Field(default="bastion/", max_length=512)
-    # Any S3-compatible service (MinIO, Ceph, R2...); None is AWS itself.
-    s3_endpoint_url: str | None = None
-    s3_region: str | None = None
-    # None: boto3's own credential chain (instance role, shared config).
-    s3_access_key_id: SecretStr | None = None
-    s3_secret_access_key: SecretStr | None = None
-    s3_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
-    # The daily job's time of day (UTC), for the scheduler or a cron entry.
-    daily_at: time = time(3, 0)
-    keep_daily: int = Field(default=7, ge=1, le=366)
-    keep_weekly: int = Field(default=4, ge=0, le=520)
-    keep_monthly: int = Field(default=12, ge=0, le=1200)
-    # P18: no good backup newer than this raises the backup.stale alert (24 h plus slack).
-    alert_after_hours: int = Field(default=26, ge=1, le=24 * 31)
-    # A backup without a manifest this old is an interrupted run: prune deletes it.
-    incomplete_after_hours: int = Field(default=6, ge=1, le=24 * 7)
-    # Level 1: on Bastion's data (half sealed, incompressible) it stores within 1 % of level 3
-    # at twice the speed (bench/bench_backup.py); raise it to trade speed for size.
-    zstd_level: int = Field(default=1, ge=1, le=19)
-    # 0: one compression thread per CPU.
-    zstd_threads: int = Field(default=0, ge=0, le=64)
-    # Scratch space for the snapshot file and restores; default <data_dir>/backup-staging.
-    staging_dir: Path | None = None
-    # Where pg_dump/pg_restore live; default /usr/lib/postgresql/<server major>/bin.
-    pg_bin_dir: Path | None = None
-    # PostgreSQL installations: an expendable database the restore drill restores into.
-    drill_database_url: SecretStr | None = None
-
-    @model_validator(mode="after")
-    def _s3_is_complete(self) -> BackupSettings:
-        if self.target == "s3" and not self.s3_bucket:
-            raise ValueError("backup.s3_bucket is required when backup.target is s3")
-        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
-            raise ValueError("set both backup.s3_access_key_id and backup.s3_secret_access_key")
-        return self
-
-
 class IdentitySettings(_Section):
     """Accounts, passwords and sessions (see docs/identity.md for the reasoning behind each)."""
 
@@ -198,6 +156,51 @@ class MailSettings(_Section):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+
+class BackupSettings(_Section):
+    """Encrypted backups (docs/backups.md): where they go, when, and how long they are kept."""
+
+    target: Literal["local", "s3"] = "local"
+    # local target; default <data_dir>/backups. Put it on another disk (or use s3) in production.
+    directory: Path | None = None
+    s3_bucket: str | None = None
+    s3_prefix: str = Field(default="bastion/", max_length=512)
+    # Any S3-compatible service (MinIO, Ceph, R2...); None is AWS itself.
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    # None: boto3's own credential chain (instance role, shared config).
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    # The daily job's time of day (UTC), for the scheduler or a cron entry.
+    daily_at: time = time(3, 0)
+    keep_daily: int = Field(default=7, ge=1, le=366)
+    keep_weekly: int = Field(default=4, ge=0, le=520)
+    keep_monthly: int = Field(default=12, ge=0, le=1200)
+    # P18: no good backup newer than this raises the backup.stale alert (24 h plus slack).
+    alert_after_hours: int = Field(default=26, ge=1, le=24 * 31)
+    # A backup without a manifest this old is an interrupted run: prune deletes it.
+    incomplete_after_hours: int = Field(default=6, ge=1, le=24 * 7)
+    # Level 1: on Bastion's data (half sealed, incompressible) it stores within 1 % of level 3
+    # at twice the speed (bench/bench_backup.py); raise it to trade speed for size.
+    zstd_level: int = Field(default=1, ge=1, le=19)
+    # 0: one compression thread per CPU.
+    zstd_threads: int = Field(default=0, ge=0, le=64)
+    # Scratch space for the snapshot file and restores; default <data_dir>/backup-staging.
+    staging_dir: Path | None = None
+    # Where pg_dump/pg_restore live; default /usr/lib/postgresql/<server major>/bin.
+    pg_bin_dir: Path | None = None
+    # PostgreSQL installations: an expendable database the restore drill restores into.
+    drill_database_url: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _s3_is_complete(self) -> BackupSettings:
+        if self.target == "s3" and not self.s3_bucket:
+            raise ValueError("backup.s3_bucket is required when backup.target is s3")
+        if (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError("set both backup.s3_access_key_id and backup.s3_secret_access_key")
+        return self
 
 
 class Settings(BaseSettings):
@@ -274,14 +277,6 @@ class Settings(BaseSettings):
         return self.audit.checkpoint_dir or self.data_dir / "audit-checkpoints"
 
     @property
-    def backup_dir(self) -> Path:
-        return self.backup.directory or self.data_dir / "backups"
-
-    @property
-    def backup_staging_dir(self) -> Path:
-        return self.backup.staging_dir or self.data_dir / "backup-staging"
-
-    @property
     def mail_transport(self) -> Literal["directory", "smtp"]:
         if self.mail.transport is not None:
             return self.mail.transport
@@ -292,6 +287,14 @@ class Settings(BaseSettings):
     @property
     def mail_dir(self) -> Path:
         return self.mail.directory or self.data_dir / "mail"
+
+    @property
+    def backup_dir(self) -> Path:
+        return self.backup.directory or self.data_dir / "backups"
+
+    @property
+    def backup_staging_dir(self) -> Path:
+        return self.backup.staging_dir or self.data_dir / "backup-staging"
 
     @property
     def base_url(self) -> str:
@@ -357,3 +360,22 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = [_describe(e, from_env=environ) for e in exc.errors()]
         raise ConfigError("; ".join(problems)) from None
+    except SettingsError as exc:
+        # pydantic-settings only names the top-level field; find the variable that is not JSON.
+        culprits = _malformed_json_variables(environ) or [str(exc).split("\n", 1)[0]]
+        raise ConfigError("; ".join(culprits)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{CONFIG_FILE_VARIABLE}: {environ.get(CONFIG_FILE_VARIABLE)} is not valid TOML: {exc}"
+        ) from None
+
+
+def _malformed_json_variables(environ: Mapping[str, str]) -> list[str]:
+    culprits = []
+    for name, value in sorted(environ.items()):
+        if name.startswith(ENV_PREFIX) and value.lstrip()[:1] in ("[", "{"):
+            try:
+                json.loads(value)
+            except ValueError:
+                culprits.append(f"{name}: not valid JSON")
+    return culprits

@@ -122,11 +122,13 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     continue
                 try:
                     document = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
                     raise InvalidAuditExport(f"{path}:{number}: not JSON") from None
                 if not isinstance(document, dict):
                     raise InvalidAuditExport(f"{path}:{number}: not a JSON object")
                 yield number, document
+    except UnicodeDecodeError as exc:
+        raise InvalidAuditExport(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise InvalidAuditExport(f"{path}: cannot read ({exc.strerror})") from None
 

@@ -184,7 +184,10 @@ class Keyring:
         if aad is None or len(record_id) > MAX_NAME_BYTES:
             aad = self._aad_prefix(key, tenant, purpose, record_id)
         nonce = urandom(NONCE_BYTES)
-        return key.head + nonce + key.aead.encrypt(nonce, plaintext, aad + record_id.encode())
+        try:
+            return key.head + nonce + key.aead.encrypt(nonce, plaintext, aad + record_id.encode())
+        except UnicodeEncodeError:
+            raise InvalidInput("a record id must be valid Unicode text") from None
 
     def open(self, tenant: str, *, purpose: str, record_id: str, sealed: bytes) -> bytes:
         """Decrypt a value sealed by ``seal`` with the same tenant, purpose and record id.
@@ -209,7 +212,7 @@ class Keyring:
                 sealed[PAYLOAD_OFFSET:],
                 aad + record_id.encode(),
             )
-        except InvalidTag:
+        except (InvalidTag, UnicodeEncodeError):  # a record id with no UTF-8 form was never sealed
             raise self._integrity(
                 KIND_TENANT, tenant, purpose, record_id, _MOVED_OR_TAMPERED
             ) from None
@@ -225,7 +228,10 @@ class Keyring:
         if aad is None or len(record_id) > MAX_NAME_BYTES:
             aad = self._aad_prefix(key, SYSTEM_OWNER, purpose, record_id)
         nonce = urandom(NONCE_BYTES)
-        return key.head + nonce + key.aead.encrypt(nonce, plaintext, aad + record_id.encode())
+        try:
+            return key.head + nonce + key.aead.encrypt(nonce, plaintext, aad + record_id.encode())
+        except UnicodeEncodeError:
+            raise InvalidInput("a record id must be valid Unicode text") from None
 
     def open_system(self, *, purpose: str, record_id: str, sealed: bytes) -> bytes:
         """Inverse of ``seal_system``; IntegrityCheckError on any failure."""
@@ -249,7 +255,7 @@ class Keyring:
                 sealed[PAYLOAD_OFFSET:],
                 aad + record_id.encode(),
             )
-        except InvalidTag:
+        except (InvalidTag, UnicodeEncodeError):  # a record id with no UTF-8 form was never sealed
             raise self._integrity(kind, owner, purpose, record_id, _MOVED_OR_TAMPERED) from None
 
     def _coerce(self, kind: int, owner: str, purpose: str, record_id: str, sealed: object) -> bytes:

@@ -123,13 +123,9 @@ def test_sealing_with_any_names_opens_only_at_the_same_place(
             keyring.open("tenant-a", purpose=purpose, record_id=moved_to, sealed=sealed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeEncodeError,
-    reason="a record id with no UTF-8 form (lone surrogate) escapes open() as UnicodeEncodeError "
-    "instead of IntegrityCheckError (docs/security.md, Findings)",
-)
 def test_a_record_id_without_a_utf8_form_fails_its_integrity_check(keyring):
     sealed = keyring.seal("tenant-a", purpose="p", record_id="r", plaintext=b"x")
     with pytest.raises(IntegrityCheckError):
         keyring.open("tenant-a", purpose="p", record_id="\ud800", sealed=sealed)
+    with pytest.raises(InvalidInput):
+        keyring.seal("tenant-a", purpose="p", record_id="\ud800", plaintext=b"x")

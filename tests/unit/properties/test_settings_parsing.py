@@ -9,14 +9,12 @@ all hit) plus misspellings; the values from text, numbers, booleans and JSON.
 from __future__ import annotations
 
 import json
-import tomllib
 import typing
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
-from pydantic_settings import SettingsError
 
 from bastion.errors import ConfigError
 from bastion.settings import (
@@ -137,24 +135,13 @@ def test_any_well_formed_toml_file_yields_settings_or_a_config_error(tmp_path, v
     assert isinstance(outcome, Settings | ConfigError)
 
 
-# Known escapes, found by the properties above (docs/security.md, "Findings"). strict: the day
-# load_settings wraps them in ConfigError these XPASS and fail, so the marker gets removed.
-@pytest.mark.xfail(
-    strict=True,
-    raises=SettingsError,
-    reason="malformed JSON in a nested env value escapes as pydantic SettingsError",
-)
+# Escapes found by the properties above (docs/security.md, "Findings"), now fixed.
 def test_malformed_json_in_a_nested_value_is_a_config_error(monkeypatch):
     monkeypatch.setenv("BASTION_HTTP__TRUSTED_PROXIES", "[")
     with pytest.raises(ConfigError, match="BASTION_HTTP__TRUSTED_PROXIES"):
         load_settings()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=tomllib.TOMLDecodeError,
-    reason="a TOML syntax error escapes as tomllib.TOMLDecodeError",
-)
 def test_a_malformed_toml_file_is_a_config_error(monkeypatch, tmp_path):
     config = tmp_path / "bastion.toml"
     config.write_text("port = [\n")
