@@ -18,6 +18,8 @@
     ├── MfaRequired (Unauthenticated)             password right; finish at /auth/mfa (mfa_token)
     ├── MfaCodeInvalid (Unauthenticated)          wrong/used code, unknown/expired/spent mfa_token
     ├── TotpCodeInvalid (InvalidInput)            wrong code while enrolling or regenerating
+    │   └── SessionCodeInvalid                    ...counted against the session (step-up,
+    │                                             regeneration): at the limit the session ends
     ├── TotpAlreadyEnabled (Conflict)             enrolment asked for with TOTP already on
     ├── TotpNotPending (Conflict)                 confirmation with no enrolment in progress
     ├── TotpNotEnabled (Conflict)                 recovery codes asked for without TOTP
@@ -146,6 +148,12 @@ class MfaCodeInvalid(IdentityError, Unauthenticated):
 class TotpCodeInvalid(IdentityError, InvalidInput):
     code = "identity.totp_code_invalid"
     public_message = "The authenticator code is not valid."
+
+
+class SessionCodeInvalid(TotpCodeInvalid):
+    code = "identity.totp_code_invalid"
+    # The failure counter (and the revocation at the limit) must be committed.
+    audited_refusal = True
 
 
 class TotpAlreadyEnabled(IdentityError, Conflict):

@@ -12,6 +12,7 @@ from bastion.identity import repository, sessions
 from bastion.identity.base import IdentityBase
 from bastion.identity.errors import (
     MfaCodeInvalid,
+    SessionCodeInvalid,
     StepUpRequired,
     TotpCodeInvalid,
     TotpNotEnabled,
@@ -25,6 +26,9 @@ from bastion.identity.types import (
     Principal,
     TotpEnrolment,
 )
+
+# Wrong second-factor codes a session may send (step-up, regeneration) before it is revoked.
+MAX_SESSION_CODE_FAILURES = 5
 
 
 class SecondFactorFlows(IdentityBase):
@@ -102,7 +106,12 @@ class SecondFactorFlows(IdentityBase):
     ) -> list[str]:
         """Ten new recovery codes (the old ones stop working); needs a fresh TOTP code."""
         now = self._clock.now()
-        self._mfa.check_totp(session, user_id=principal.user_id, code=code, now=now)
+        try:
+            self._mfa.check_totp(session, user_id=principal.user_id, code=code, now=now)
+        except TotpCodeInvalid:
+            self._session_code_failed(
+                session, principal, client, IdentityAction.RECOVERY_CODES_GENERATED
+            )
         codes = self._mfa.replace_recovery_codes(session, user_id=principal.user_id, now=now)
         self._record(
             session,
@@ -134,7 +143,7 @@ class SecondFactorFlows(IdentityBase):
         now = self._clock.now()
         method = self._mfa.prove(session, user_id=principal.user_id, code=code, now=now)
         if method is None:
-            raise TotpCodeInvalid(field="code")
+            self._session_code_failed(session, principal, client, IdentityAction.STEP_UP)
         sessions.mark_mfa(session, principal.session_id, now)
         self._record(
             session,
@@ -164,3 +173,24 @@ class SecondFactorFlows(IdentityBase):
         now = self._clock.now()
         if not sessions.has_recent_mfa(session, principal.session_id, now=now, within=within):
             raise StepUpRequired
+
+    def _session_code_failed(
+        self,
+        session: Session,
+        principal: Principal,
+        client: ClientInfo,
+        action: IdentityAction,
+    ) -> NoReturn:
+        revoked = sessions.count_mfa_failure(
+            session, principal.session_id, now=self._clock.now(), limit=MAX_SESSION_CODE_FAILURES
+        )
+        self._record(
+            session,
+            action,
+            client,
+            actor=principal.user_id,
+            target=principal.session_id,
+            outcome=EventOutcome.FAILURE,
+            details={"reason": "wrong_code", "session_revoked": revoked},
+        )
+        raise SessionCodeInvalid(field="code")

@@ -95,6 +95,9 @@ class AuthSession(Base):
     # When a second factor was last proved in this session (MFA login, enrolment, step-up):
     # sensitive actions need it within identity.step_up_seconds.
     mfa_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Wrong codes for step-up or recovery-code regeneration in this session: at the limit the
+    # session is revoked, so a stolen session cannot brute-force the second factor.
+    mfa_failures: Mapped[int] = mapped_column(Integer, default=0)
     ip: Mapped[str | None] = mapped_column(String(IP_CHARS))
     user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_CHARS))
 

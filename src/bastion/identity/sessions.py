@@ -68,6 +68,7 @@ def issue(
         expires_at=now + policy.absolute_lifetime,
         revoked_at=None,
         mfa_at=now if with_mfa else None,
+        mfa_failures=0,
         ip=client.ip,
         user_agent=(client.user_agent or None) and client.user_agent[:USER_AGENT_CHARS],
     )
@@ -154,3 +155,16 @@ def mark_mfa(session: Session, session_id: str, now: datetime) -> None:
 def has_recent_mfa(session: Session, session_id: str, *, now: datetime, within: timedelta) -> bool:
     row = session.get(AuthSession, session_id)
     return row is not None and row.mfa_at is not None and aware(row.mfa_at) + within > now
+
+
+def count_mfa_failure(session: Session, session_id: str, *, now: datetime, limit: int) -> bool:
+    """Count a wrong second-factor code in this session; True if that revoked the session."""
+    row = session.get(AuthSession, session_id)
+    if row is None:
+        return False
+    row.mfa_failures += 1
+    revoked = row.mfa_failures >= limit
+    if revoked:
+        row.revoked_at = now
+    session.flush()
+    return revoked

@@ -8,6 +8,8 @@ from bastion.identity.errors import (
     InvalidCredentials,
     MfaCodeInvalid,
     MfaRequired,
+    NotAuthenticated,
+    SessionCodeInvalid,
     StepUpRequired,
     TotpAlreadyEnabled,
     TotpCodeInvalid,
@@ -205,3 +207,27 @@ def test_a_password_reset_closes_half_finished_mfa_logins(rig, enrolled):
     _call(rig, "reset_password", token=reset, password="a completely new passphrase")
     with pytest.raises(MfaCodeInvalid):
         _complete(rig, pending, _code(rig, secret, 1))
+
+
+def test_a_session_guessing_step_up_codes_is_revoked_at_the_fifth_wrong_code(rig, enrolled):
+    secret, _, _ = enrolled
+    issued = _complete(rig, _mfa_token(rig), _code(rig, secret, 1))
+    with rig.uow.begin() as session:
+        principal = rig.identity.authenticate(session, token=issued.token, via_cookie=False)
+    for attempt in range(5):
+        with rig.uow.begin() as session:
+            try:
+                rig.identity.step_up(session, principal=principal, code="000000", client=CLIENT)
+            except SessionCodeInvalid:
+                session.commit()  # an audited refusal: the edge commits it
+            else:
+                raise AssertionError(f"attempt {attempt} was accepted")
+    with rig.uow.begin() as session, pytest.raises(NotAuthenticated):
+        rig.identity.authenticate(session, token=issued.token, via_cookie=False)
+    assert SessionCodeInvalid.audited_refusal
+    last = rig.audit.events[-1]
+    assert (last.action, last.outcome, last.details["session_revoked"]) == (
+        "identity.step_up",
+        "failure",
+        True,
+    )

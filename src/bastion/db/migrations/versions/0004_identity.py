@@ -60,6 +60,7 @@ def upgrade() -> None:
         _when("expires_at"),
         _when("revoked_at", nullable=True),
         _when("mfa_at", nullable=True),
+        sa.Column("mfa_failures", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("ip", sa.String(45), nullable=True),
         sa.Column("user_agent", sa.String(512), nullable=True),
         sa.ForeignKeyConstraint(
