@@ -41,8 +41,9 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 def get_session(container: ContainerDep) -> Iterator[Session]:
     """One transaction per request: committed when the route returns, rolled back if it raises.
 
-    An *audited refusal* (``AppError.audited_refusal``, e.g. a failed login) is the exception:
-    the service wrote only the audit entry before raising, and that entry must be kept.
+    An *audited refusal* (``AppError.audited_refusal``: a failed login, a wrong second-factor
+    code) is committed and then re-raised: the service wrote only what records the refusal (the
+    audit entry, an MFA challenge or a failure counter) before raising, and that must be kept.
     """
     refusal: AppError | None = None
     with container.uow.begin() as session:
