@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
 
-from bastion.audit import AuditLog
+from bastion.audit import AuditEvent, AuditLog
 from bastion.backup import BackupService, BackupTarget, LocalTarget, S3Target, s3_client
 from bastion.crypto import (
     Keyring,
@@ -22,10 +23,11 @@ from bastion.crypto import (
 from bastion.crypto.errors import CryptoError
 from bastion.crypto.kms.base import KeyProvider
 from bastion.crypto.kms.pkcs11 import Pkcs11KeyProvider
+from bastion.crypto.types import KeyEventRecorder
 from bastion.db import UnitOfWork, assert_schema_current, make_engine, upgrade_to_head
 from bastion.db.engine import sqlite_path
 from bastion.errors import StartupError
-from bastion.identity import FirstOperatorBootstrap
+from bastion.identity import FirstOperatorBootstrap, IssuedLink
 from bastion.identity.events import AuditLogTrail, AuditTrail
 from bastion.identity.keys import SystemKeys
 from bastion.identity.passwords import Argon2Parameters, PasswordHasher
@@ -67,6 +69,7 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     keyring = Keyring(uow=uow, provider=key_provider, clock=clock)
     first_operator = FirstOperatorBootstrap(clock=clock)
     audit_log = AuditLog(pseudonymizer=keyring, clock=clock, settings=settings.audit)
+    keyring.record_events_with(_key_event_recorder(audit_log))
     outbox = build_outbox(settings)
     return Container(
         settings=settings,
@@ -220,16 +223,71 @@ def initialise(settings: Settings) -> InitReport:
     container = build(settings, create=True)
     try:
         container.key_provider.check()
-        before, after = _guard_database(lambda: upgrade_to_head(container.engine), settings)
+        before, after = _guard_database(lambda: migrate(container), settings)
         # First run: system data key, MAC root and signing key. Later runs: prove the configured
         # master key is the keyring's before anything else happens.
-        _guard_database(container.keyring.initialise, settings)
+        created_keys = _guard_database(container.keyring.initialise, settings)
+        if created_keys:
+            with container.uow.begin() as session:
+                record_system_event(
+                    container, session, "system.initialised", data_dir=str(settings.data_dir)
+                )
         database_file = sqlite_path(settings.resolved_database_url)
         if database_file is not None:
             os.chmod(database_file, DATABASE_FILE_MODE)
     finally:
         container.engine.dispose()
     return InitReport(created_key, created_certificate, before, after)
+
+
+def record_system_event(
+    container: Container, session: Session, action: str, **details: str | int
+) -> None:
+    """Append an operator-level action (init, migration, bootstrap link) to the system chain."""
+    container.audit_log.append(session, AuditEvent(action=action, details=details))
+
+
+def migrate(container: Container) -> tuple[str | None, str]:
+    """Apply pending migrations; a migration that changed the schema is audited once it exists."""
+    before, after = upgrade_to_head(container.engine)
+    if before != after:
+        with container.uow.begin() as session:
+            record_system_event(
+                container, session, "schema.migrated", before=before or "empty", after=after
+            )
+    return before, after
+
+
+def issue_bootstrap_link(container: Container) -> IssuedLink:
+    """A new first-operator link (earlier ones stop working), audited."""
+    with container.uow.begin() as session:
+        issued = container.first_operator.issue(session)
+        _record_link(container, session, issued)
+    return issued
+
+
+def issue_first_start_link(container: Container) -> IssuedLink | None:
+    """The first-operator link, only if none was ever issued (the very first start), audited."""
+    with container.uow.begin() as session:
+        issued = container.first_operator.issue_if_first_start(session)
+        if issued is not None:
+            _record_link(container, session, issued)
+    return issued
+
+
+def _record_link(container: Container, session: Session, issued: IssuedLink) -> None:
+    record_system_event(
+        container, session, "bootstrap.link_issued", expires_at=issued.expires_at.isoformat()
+    )
+
+
+def _key_event_recorder(audit_log: AuditLog) -> KeyEventRecorder:
+    def record(
+        session: Session, *, action: str, tenant: str | None, details: Mapping[str, str | int]
+    ) -> None:
+        audit_log.append(session, AuditEvent(action=action, tenant_id=tenant, details=details))
+
+    return record
 
 
 def _describe_database_failure(exc: Exception, settings: Settings) -> str:

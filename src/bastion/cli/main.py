@@ -8,13 +8,13 @@ from typing import Any
 import typer
 
 from bastion import __version__
-from bastion.bootstrap import build, initialise
+from bastion.bootstrap import build, initialise, issue_bootstrap_link
+from bastion.bootstrap import migrate as migrate_schema
 from bastion.cli.audit import audit_app
 from bastion.cli.backup import backup_app
 from bastion.cli.context import SettingsLoader, clear_failures, console, settings_from
 from bastion.cli.keys import keys_app
 from bastion.cli.users import users_app
-from bastion.db import upgrade_to_head
 from bastion.identity.first_operator import BOOTSTRAP_PATH
 from bastion.kernel.redact import redact_url
 from bastion.logs import configure_logging
@@ -69,8 +69,7 @@ def migrate(ctx: typer.Context) -> None:
     settings = settings_from(ctx)
     configure_logging(settings.log)
     with clear_failures():
-        container = build(settings)
-        before, after = upgrade_to_head(container.engine)
+        before, after = migrate_schema(build(settings))
     console.print(f"schema {before or 'empty'} -> {after}")
 
 
@@ -94,9 +93,7 @@ def bootstrap(ctx: typer.Context) -> None:
     """Issue a new first-operator bootstrap link (valid one hour); earlier links stop working."""
     settings = settings_from(ctx)
     with clear_failures():
-        container = build(settings)
-        with container.uow.begin() as session:
-            issued = container.first_operator.issue(session)
+        issued = issue_bootstrap_link(build(settings))
     console.print(f"{settings.base_url}{BOOTSTRAP_PATH}?token={issued.token}", soft_wrap=True)
     console.print(f"valid until {issued.expires_at.isoformat()}")
 

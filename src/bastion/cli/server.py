@@ -10,7 +10,7 @@ import structlog
 import uvicorn
 
 from bastion.api import create_app
-from bastion.bootstrap import Container, preflight
+from bastion.bootstrap import Container, issue_first_start_link, preflight
 from bastion.errors import StartupError
 from bastion.identity.first_operator import BOOTSTRAP_PATH
 
@@ -55,8 +55,7 @@ def _check_certificate(container: Container) -> None:
 
 def announce_bootstrap_link(container: Container) -> str | None:
     """On the very first start only: issue the bootstrap token and return the link to print."""
-    with container.uow.begin() as session:
-        issued = container.first_operator.issue_if_first_start(session)
+    issued = issue_first_start_link(container)
     if issued is None:
         return None
     return f"{container.settings.base_url}{BOOTSTRAP_PATH}?token={issued.token}"

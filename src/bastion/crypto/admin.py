@@ -92,6 +92,17 @@ class KeyAdministration:
         self._keyring = keyring
         self._targets: dict[str, ReencryptionTarget] = {}
 
+    def _record(
+        self, session: Session, action: str, owner: Owner | None, **details: str | int
+    ) -> None:
+        recorder = self._keyring.recorder
+        if recorder is None:
+            return
+        tenant = owner.name if owner is not None and owner.kind == KIND_TENANT else None
+        if owner is not None:
+            details = {"owner": owner.label, **details}
+        recorder(session, action=action, tenant=tenant, details=details)
+
     # ----------------------------------------------------------------- system keys
     def initialise(self) -> list[str]:
         """Create whichever of the system keys (data, MAC root, signing) is missing, after
@@ -123,6 +134,7 @@ class KeyAdministration:
                     now=now,
                     public_key=public,
                 )
+                self._record(session, "key.created", owner, version=1)
                 created.append(name)
         return created
 
@@ -187,6 +199,7 @@ class KeyAdministration:
                         kek_id=keyring.provider.key_id,
                         now=keyring.clock.now(),
                     )
+                    self._record(session, "key.created", owner, version=1)
                     return _version_info(owner, row)
             except IntegrityError:
                 continue  # provisioned concurrently: read the winner's row
@@ -229,6 +242,7 @@ class KeyAdministration:
                             session, owner, repo.key_row(session, owner, locked[0])
                         )
                         info = _version_info(owner, new)
+                        self._record(session, "key.rotated", owner, version=new.version)
             except IntegrityError:
                 continue  # SQLite or a fresh owner: the partial unique index caught the race
             if info is not None:
@@ -413,6 +427,7 @@ class KeyAdministration:
             row = self._retirable(session, owner, version)
             repo.retire(session, row, now=keyring.clock.now())
             info = _version_info(owner, row)
+            self._record(session, "key.retired", owner, version=version)
         keyring.forget(owner)
         return info
 
@@ -458,6 +473,10 @@ class KeyAdministration:
             _secure_delete(session)
             now = keyring.clock.now()
             versions = repo.destroy_tenant_keys(session, tenant, now=now)
+            # On the system chain: the tenant's own chain outlives it, but nobody reads it for it.
+            self._record(
+                session, "tenant.shredded", None, tenant=tenant, versions_destroyed=versions
+            )
         keyring.forget(tenant_owner(tenant))
         return _receipt(tenant, now, versions)
 
@@ -479,6 +498,7 @@ class KeyAdministration:
                     continue
                 _secure_delete(session)
                 repo.destroy_tenant_keys(session, receipt.tenant, now=receipt.erased_at)
+                self._record(session, "tenant.erasure_replayed", None, tenant=receipt.tenant)
             keyring.forget(tenant_owner(receipt.tenant))
             erased += 1
         return erased
@@ -515,6 +535,16 @@ class KeyAdministration:
                 done += len(rows)
                 if progress is not None:
                     progress(done, total)
+        if done:
+            with keyring.uow.begin() as session:
+                self._record(
+                    session,
+                    "key.master_rotated",
+                    None,
+                    old_key_id=old_id,
+                    new_key_id=new_id,
+                    rewrapped=done,
+                )
         keyring.replace_provider(new_provider)
         return KekRotationReport(old_key_id=old_id, new_key_id=new_id, rewrapped=done, total=total)
 

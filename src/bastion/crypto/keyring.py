@@ -83,7 +83,13 @@ from bastion.crypto.primitives import (
 )
 from bastion.crypto.reencrypt import ReencryptionTarget
 from bastion.crypto.repository import KeyRow, Owner, system_owner, tenant_owner
-from bastion.crypto.types import ErasureReceipt, KekRotationReport, KeyVersion, ReencryptionReport
+from bastion.crypto.types import (
+    ErasureReceipt,
+    KekRotationReport,
+    KeyEventRecorder,
+    KeyVersion,
+    ReencryptionReport,
+)
 from bastion.db import UnitOfWork
 from bastion.errors import InvalidInput, StartupError
 from bastion.kernel.clock import Clock
@@ -164,6 +170,16 @@ class Keyring:
         self._mac_keys: dict[str, bytes] = {}
         self._signing: tuple[Callable[[bytes], bytes], bytes] | None = None
         self._admin = KeyAdministration(self)
+        self._recorder: KeyEventRecorder | None = None
+
+    def record_events_with(self, recorder: KeyEventRecorder) -> None:
+        """Send every key-management action (creation, rotation, retirement, shredding, master-key
+        rotation) to ``recorder``, in the transaction that makes it."""
+        self._recorder = recorder
+
+    @property
+    def recorder(self) -> KeyEventRecorder | None:
+        return self._recorder
 
     # ----------------------------------------------------------------- recipes: sealing
     # The two hot paths below are written out flat on purpose: the target is <= 30 % over raw

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.orm import Session
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +48,20 @@ class ErasureReceipt:
     tenant: str
     erased_at: datetime
     versions_destroyed: int
+
+
+class KeyEventRecorder(Protocol):
+    """Records a key-management action inside the very transaction that makes the change.
+
+    The audit log implements it (wired in ``bootstrap``); crypto never imports audit. If recording
+    raises, the key change rolls back with it (DESIGN invariant 2).
+    """
+
+    def __call__(
+        self,
+        session: Session,
+        *,
+        action: str,
+        tenant: str | None,
+        details: Mapping[str, str | int],
+    ) -> None: ...
