@@ -12,12 +12,14 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from bastion.audit import AuditEvent, AuditLog
+from bastion.audit import AuditEvent, AuditLog, AuditVerifier, Checkpointer, Keys
+from bastion.audit.canonical import key_id_for
 from bastion.backup import BackupService, BackupTarget, LocalTarget, S3Target, s3_client
 from bastion.crypto import (
     Keyring,
     LocalKeyProvider,
     create_key_file,
+    verify_signature,
     write_self_signed_certificate,
 )
 from bastion.crypto.errors import CryptoError
@@ -278,6 +280,37 @@ def issue_first_start_link(container: Container) -> IssuedLink | None:
 def _record_link(container: Container, session: Session, issued: IssuedLink) -> None:
     record_system_event(
         container, session, "bootstrap.link_issued", expires_at=issued.expires_at.isoformat()
+    )
+
+
+def audit_keys_for(public_key: bytes) -> Keys:
+    """Verification keys for audit checkpoints signed by ``public_key`` (raw Ed25519)."""
+    return Keys(public_keys={key_id_for(public_key): public_key}, verify_signature=_verify_ed25519)
+
+
+def _verify_ed25519(key: bytes, message: bytes, signature: bytes) -> bool:
+    # The one Ed25519 verification in Bastion lives in crypto (the only hazmat importer).
+    return verify_signature(key, message=message, signature=signature)
+
+
+def checkpointer(container: Container) -> Checkpointer:
+    settings = container.settings
+    return Checkpointer(
+        engine=container.engine,
+        signer=container.keyring,
+        clock=container.clock,
+        settings=settings.audit,
+        checkpoint_dir=settings.audit_checkpoint_dir,
+    )
+
+
+def audit_verifier(container: Container) -> AuditVerifier:
+    """Checks every chain against the installation's own signing key (derived under the master
+    key, not read from the database, which an administrator could swap)."""
+    return AuditVerifier(
+        engine=container.engine,
+        keys=audit_keys_for(container.keyring.signing_public_key()),
+        checkpoint_dir=container.settings.audit_checkpoint_dir,
     )
 
 

@@ -83,6 +83,16 @@ class CryptoSettings(_Section):
         return self
 
 
+class JobsSettings(_Section):
+    """The in-process scheduler (docs/operations.md, "Jobs"). Off: run `bastion jobs run` from
+    cron instead; either way a database lease keeps one run at a time across instances."""
+
+    enabled: bool = True
+    audit_checkpoint_interval_seconds: int = Field(default=60, ge=5, le=86_400)
+    audit_verify_interval_seconds: int = Field(default=3_600, ge=60, le=7 * 86_400)
+    daily_backup: bool = True
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_output: bool = True
@@ -224,6 +234,7 @@ class Settings(BaseSettings):
     tls: TlsSettings = TlsSettings()
     crypto: CryptoSettings = CryptoSettings()
     log: LogSettings = LogSettings()
+    jobs: JobsSettings = JobsSettings()
     identity: IdentitySettings = IdentitySettings()
     mail: MailSettings = MailSettings()
     audit: AuditSettings = AuditSettings()

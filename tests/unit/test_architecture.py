@@ -8,7 +8,14 @@ import pytest
 import bastion
 
 SOURCE = Path(bastion.__file__).parent
-EDGES = ("bastion.api", "bastion.cli", "bastion.web", "bastion.bootstrap", "bastion.__main__")
+EDGES = (
+    "bastion.api",
+    "bastion.cli",
+    "bastion.web",
+    "bastion.jobs",
+    "bastion.bootstrap",
+    "bastion.__main__",
+)
 WEB_FRAMEWORKS = ("fastapi", "starlette", "uvicorn")
 
 

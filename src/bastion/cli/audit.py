@@ -21,20 +21,17 @@ from rich.progress import (
 from bastion.audit import (
     SYSTEM_CHAIN,
     AuditVerifier,
-    Checkpointer,
     Keys,
     VerifyReport,
     export_lines,
     load_public_key_pem,
     verify_export,
 )
-from bastion.audit.canonical import key_id_for
 from bastion.audit.errors import InvalidAuditExport
 from bastion.audit.events import chain_for
 from bastion.audit.verify import Progress as ProgressCallback
-from bastion.bootstrap import Container, build
+from bastion.bootstrap import Container, audit_keys_for, build, checkpointer
 from bastion.cli.context import clear_failures, console, error_console, fail, settings_from
-from bastion.crypto import verify_signature
 from bastion.crypto.errors import CryptoError
 from bastion.errors import AppError, StartupError
 from bastion.kernel.clock import SystemClock
@@ -69,15 +66,6 @@ def _chain(tenant: str) -> str:
     return SYSTEM_CHAIN if tenant == SYSTEM_CHAIN else chain_for(tenant)
 
 
-def _verify(key: bytes, message: bytes, signature: bytes) -> bool:
-    # The one Ed25519 verification in Bastion lives in crypto (the only hazmat importer).
-    return verify_signature(key, message=message, signature=signature)
-
-
-def _keys_for(public_key: bytes) -> Keys:
-    return Keys(public_keys={key_id_for(public_key): public_key}, verify_signature=_verify)
-
-
 def _keys(public_key_file: Path | None) -> Keys:
     if public_key_file is None:
         return Keys()
@@ -85,14 +73,14 @@ def _keys(public_key_file: Path | None) -> Keys:
         public_key = load_public_key_pem(public_key_file.read_bytes())
     except OSError as exc:
         raise InvalidAuditExport(f"{public_key_file}: cannot read ({exc.strerror})") from None
-    return _keys_for(public_key)
+    return audit_keys_for(public_key)
 
 
 def _keyring_keys(container: Container) -> Keys:
     """The installation's own signing key, derived under the master key (not read from the
     database, which an administrator could swap). Unavailable: signatures go unchecked."""
     try:
-        return _keys_for(container.keyring.signing_public_key())
+        return audit_keys_for(container.keyring.signing_public_key())
     except (CryptoError, StartupError, AppError) as exc:
         error_console.print(f"warning: the signing key is unavailable ({exc})", highlight=False)
         return Keys()
@@ -199,13 +187,7 @@ def checkpoint(
     with clear_failures():
         container = build(settings)
         try:
-            report = Checkpointer(
-                engine=container.engine,
-                signer=container.keyring,
-                clock=container.clock,
-                settings=settings.audit,
-                checkpoint_dir=settings.audit_checkpoint_dir,
-            ).run(force=force)
+            report = checkpointer(container).run(force=force)
         finally:
             container.engine.dispose()
     console.print(

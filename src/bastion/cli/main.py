@@ -13,6 +13,7 @@ from bastion.bootstrap import migrate as migrate_schema
 from bastion.cli.audit import audit_app
 from bastion.cli.backup import backup_app
 from bastion.cli.context import SettingsLoader, clear_failures, console, settings_from
+from bastion.cli.jobs import jobs_app
 from bastion.cli.keys import keys_app
 from bastion.cli.users import users_app
 from bastion.identity.first_operator import BOOTSTRAP_PATH
@@ -29,6 +30,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
+app.add_typer(jobs_app, name="jobs")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(backup_app, name="backup")

@@ -13,6 +13,7 @@ from bastion.api import create_app
 from bastion.bootstrap import Container, issue_first_start_link, preflight
 from bastion.errors import StartupError
 from bastion.identity.first_operator import BOOTSTRAP_PATH
+from bastion.jobs import scheduler_for
 
 # TLS 1.2 suites (TLS 1.3 suites are fixed by OpenSSL): forward secrecy and AEAD only.
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
@@ -88,4 +89,11 @@ def serve(container: Container) -> None:
         timeout_graceful_shutdown=10,
     )
     log.info("serve.listening", url=settings.base_url, env=settings.env)
-    uvicorn.Server(config).run(sockets=[sock])
+    scheduler = scheduler_for(container)
+    if scheduler is not None:
+        scheduler.start()
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if scheduler is not None:
+            scheduler.stop()

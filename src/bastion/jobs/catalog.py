@@ -1,0 +1,60 @@
+"""What runs periodically, built from the container and the settings."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from datetime import timedelta
+
+from bastion.audit import run_scheduled_verification
+from bastion.backup.jobs import run_daily_backup
+from bastion.bootstrap import Container, audit_verifier, checkpointer
+from bastion.jobs.leases import JobLeases
+from bastion.jobs.scheduler import Job, Scheduler
+
+# Who holds a lease: readable in the table (host and pid), unique per process.
+PROCESS_HOLDER = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
+# Leases sized far above a normal run, so a slow run is not overlapped by another instance.
+SHORT_JOB_LEASE = timedelta(minutes=10)
+BACKUP_LEASE = timedelta(hours=6)
+
+
+def job_catalog(container: Container) -> list[Job]:
+    """Every periodic job this installation runs, whether by the scheduler or `bastion jobs run`."""
+    settings = container.settings.jobs
+    jobs = [
+        Job(
+            name="audit.checkpoint",
+            run=lambda: checkpointer(container).run(),
+            every=timedelta(seconds=settings.audit_checkpoint_interval_seconds),
+            lease=SHORT_JOB_LEASE,
+        ),
+        Job(
+            name="audit.verify",
+            run=lambda: run_scheduled_verification(audit_verifier(container)),
+            every=timedelta(seconds=settings.audit_verify_interval_seconds),
+            lease=SHORT_JOB_LEASE,
+        ),
+    ]
+    if settings.daily_backup:
+        jobs.append(
+            Job(
+                name="backup.daily",
+                run=lambda: run_daily_backup(container.backup),
+                daily_at=container.settings.backup.daily_at,
+                lease=BACKUP_LEASE,
+            )
+        )
+    return jobs
+
+
+def leases_for(container: Container) -> JobLeases:
+    return JobLeases(uow=container.uow, clock=container.clock, holder=PROCESS_HOLDER)
+
+
+def scheduler_for(container: Container) -> Scheduler | None:
+    """The scheduler `bastion serve` runs, or None when jobs are left to cron."""
+    if not container.settings.jobs.enabled:
+        return None
+    return Scheduler(job_catalog(container), leases=leases_for(container), clock=container.clock)
