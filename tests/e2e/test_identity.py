@@ -431,3 +431,36 @@ def test_turning_totp_off_needs_a_step_up_in_the_same_session(server):
         server.client.get("/api/v1/me", headers=_bearer(enrolling)).json()["mfa_enabled"] is False
     )
     _login(server, email)  # a password alone signs in again
+
+
+def test_an_email_change_takes_effect_when_the_new_address_confirms_it(server):
+    _signup(server, "old-address@example.com")
+    token = _login(server, "old-address@example.com")["token"]
+    wrong = server.client.post(
+        "/api/v1/me/email",
+        json={"email": "new-address@example.com", "password": "nope"},
+        headers=_bearer(token),
+    )
+    _assert_problem(wrong, 400, "identity.current_password_wrong")
+    asked = server.client.post(
+        "/api/v1/me/email",
+        json={"email": "new-address@example.com", "password": PASSWORD},
+        headers=_bearer(token),
+    )
+    assert asked.status_code == 202, asked.text
+    confirm = last_token(
+        server.data_dir / "mail", to="new-address@example.com", subject_contains="new e-mail"
+    )
+    assert (
+        server.client.post("/api/v1/auth/email/verify", json={"token": confirm}).status_code == 204
+    )
+    assert server.client.get("/api/v1/me", headers=_bearer(token)).json()["email"] == (
+        "new-address@example.com"
+    )
+    _login(server, "new-address@example.com")
+    _assert_problem(
+        server.client.post(
+            "/api/v1/auth/login", json={"email": "old-address@example.com", "password": PASSWORD}
+        ),
+        401,
+    )

@@ -15,6 +15,7 @@ from bastion.identity.emails import EmailAddress
 
 EMAIL_PURPOSE: Final = "identity.user_email"
 EMAIL_INDEX_PURPOSE: Final = "identity.email_index"
+PENDING_EMAIL_PURPOSE: Final = "identity.pending_email"
 
 
 class SystemKeys(Protocol):
@@ -37,3 +38,16 @@ def seal_email(keys: SystemKeys, user_id: str, address: EmailAddress) -> bytes:
 def open_email(keys: SystemKeys, user_id: str, sealed: bytes) -> str:
     """The address of ``user_id``; the keyring's IntegrityCheckError if it was moved or altered."""
     return keys.open_system(purpose=EMAIL_PURPOSE, record_id=user_id, sealed=sealed).decode("utf-8")
+
+
+def seal_pending_email(keys: SystemKeys, token_id: str, address: EmailAddress) -> bytes:
+    """A requested new address, sealed to its confirmation token row."""
+    return keys.seal_system(
+        purpose=PENDING_EMAIL_PURPOSE, record_id=token_id, plaintext=address.value.encode("utf-8")
+    )
+
+
+def open_pending_email(keys: SystemKeys, token_id: str, sealed: bytes) -> str:
+    return keys.open_system(
+        purpose=PENDING_EMAIL_PURPOSE, record_id=token_id, sealed=sealed
+    ).decode("utf-8")

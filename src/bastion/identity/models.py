@@ -103,7 +103,8 @@ class AuthSession(Base):
 
 
 class EmailToken(Base):
-    """A single-use token sent by e-mail (verification, password reset); only its SHA-256."""
+    """A single-use token sent by e-mail (verification, password reset, e-mail change); only its
+    SHA-256. ``payload_sealed``: for an e-mail change, the new address, sealed to this token."""
 
     __tablename__ = "email_tokens"
     __table_args__ = (Index("ix_email_tokens_user_purpose", "user_id", "purpose"),)
@@ -115,6 +116,7 @@ class EmailToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    payload_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class TotpCredential(Base):

@@ -8,14 +8,18 @@ the event loop (see ``passwords``).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Protocol
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bastion.identity import repository, sessions, tokens
+from bastion.identity import keys, messages, repository, sessions, tokens
 from bastion.identity.emails import normalise_email
 from bastion.identity.errors import (
     AlreadyBootstrapped,
+    CurrentPasswordWrong,
+    EmailTaken,
     MfaRequired,
     SessionNotFound,
     SignupClosed,
@@ -23,6 +27,7 @@ from bastion.identity.errors import (
     UserNotFound,
 )
 from bastion.identity.mfa_flows import SecondFactorFlows
+from bastion.identity.models import EmailToken, User
 from bastion.identity.password_flows import PasswordFlows
 from bastion.identity.sessions import aware
 from bastion.identity.types import (
@@ -36,6 +41,7 @@ from bastion.identity.types import (
     TokenPurpose,
     TotpEnrolment,
 )
+from bastion.kernel.ids import new_id
 
 
 class Identity(Protocol):
@@ -59,6 +65,15 @@ class Identity(Protocol):
     ) -> Principal: ...
     def logout(self, session: Session, *, principal: Principal, client: ClientInfo) -> None: ...
     def account(self, session: Session, *, principal: Principal) -> Account: ...
+    def request_email_change(
+        self,
+        session: Session,
+        *,
+        principal: Principal,
+        new_email: str,
+        password: str,
+        client: ClientInfo,
+    ) -> None: ...
     def change_password(
         self,
         session: Session,
@@ -139,15 +154,81 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
         return self._account(user)
 
     def verify_email(self, session: Session, *, token: str, client: ClientInfo) -> None:
-        """Mark the address verified. Raises TokenInvalid (unknown, used, expired, wrong kind)."""
+        """Confirm an address: the account's own (sign-up) or a requested new one (e-mail
+        change). Raises TokenInvalid (unknown, used, expired, wrong kind), EmailTaken if the new
+        address was registered meanwhile."""
         now = self._clock.now()
-        row = tokens.redeem(session, token=token, purpose=TokenPurpose.VERIFY_EMAIL, now=now)
+        row = tokens.redeem(
+            session,
+            token=token,
+            purpose=(TokenPurpose.VERIFY_EMAIL, TokenPurpose.CHANGE_EMAIL),
+            now=now,
+        )
         user = repository.user_by_id(session, row.user_id)
-        if user is None:
+        if user is None or user.disabled_at is not None:
             raise TokenInvalid
+        if row.purpose == TokenPurpose.CHANGE_EMAIL:
+            self._apply_email_change(session, user, row, client)
+            return
         if user.email_verified_at is None:
             user.email_verified_at = now
         self._record(session, IdentityAction.EMAIL_VERIFIED, client, actor=user.id, target=user.id)
+
+    def request_email_change(
+        self,
+        session: Session,
+        *,
+        principal: Principal,
+        new_email: str,
+        password: str,
+        client: ClientInfo,
+    ) -> None:
+        """Start changing the address: needs the password (re-authentication, ASVS V7.5.1) and,
+        with a second factor on, a recent step-up. Mails a token to the new address and a notice
+        to the old one; nothing changes until the token comes back to ``verify_email``.
+
+        Raises CurrentPasswordWrong, StepUpRequired, InvalidEmail or EmailTaken.
+        """
+        user = repository.user_by_id(session, principal.user_id)
+        if user is None:
+            raise UserNotFound
+        if not self._hasher.verify(user.password_hash, password):
+            raise CurrentPasswordWrong(field="password")
+        if self._mfa.is_enabled(session, user.id):
+            self._require_recent_mfa(session, principal)
+        address = normalise_email(new_email)
+        if self._user_by_email(session, address) is not None:
+            raise EmailTaken
+        token_id = new_id()
+        # Sealed to the token row, and before this transaction's first write (SQLite, keyring).
+        sealed = keys.seal_pending_email(self._keys, token_id, address)
+        lifetime = self._settings.email_verification_lifetime_seconds
+        token = tokens.issue(
+            session,
+            user_id=user.id,
+            purpose=TokenPurpose.CHANGE_EMAIL,
+            now=self._clock.now(),
+            lifetime=timedelta(seconds=lifetime),
+            token_id=token_id,
+            payload_sealed=sealed,
+        )
+        self._record(
+            session, IdentityAction.EMAIL_CHANGE_REQUESTED, client, actor=user.id, target=user.id
+        )
+        now = self._clock.now()
+        self._outbox.send(
+            messages.email_change(
+                to=address.value,
+                name=user.name,
+                base_url=self._base_url,
+                token=token,
+                hours=lifetime // 3600,
+            ),
+            now=now,
+        )
+        self._outbox.send(
+            messages.email_change_notice(to=self._email_of(user), name=user.name), now=now
+        )
 
     def account(self, session: Session, *, principal: Principal) -> Account:
         user = repository.user_by_id(session, principal.user_id)
@@ -273,6 +354,24 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
             csrf_token=csrf_token,
             require_csrf=require_csrf,
         )
+
+    def _apply_email_change(
+        self, session: Session, user: User, row: EmailToken, client: ClientInfo
+    ) -> None:
+        if row.payload_sealed is None:
+            raise TokenInvalid
+        address = normalise_email(keys.open_pending_email(self._keys, row.id, row.payload_sealed))
+        index = keys.email_index(self._keys, address)
+        if repository.user_by_email_index(session, index) is not None:
+            raise EmailTaken
+        user.email_sealed = keys.seal_email(self._keys, user.id, address)
+        user.email_index = index
+        user.email_verified_at = self._clock.now()
+        try:
+            session.flush()
+        except IntegrityError:
+            raise EmailTaken from None
+        self._record(session, IdentityAction.EMAIL_CHANGED, client, actor=user.id, target=user.id)
 
     def logout(self, session: Session, *, principal: Principal, client: ClientInfo) -> None:
         now = self._clock.now()

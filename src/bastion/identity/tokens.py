@@ -23,27 +23,43 @@ from bastion.kernel.ids import new_id, new_token, token_digest
 
 
 def issue(
-    session: Session, *, user_id: str, purpose: TokenPurpose, now: datetime, lifetime: timedelta
+    session: Session,
+    *,
+    user_id: str,
+    purpose: TokenPurpose,
+    now: datetime,
+    lifetime: timedelta,
+    token_id: str | None = None,
+    payload_sealed: bytes | None = None,
 ) -> str:
+    """A new token (``token_id`` when the caller sealed a payload to it beforehand)."""
     repository.retire_email_tokens(session, user_id, purpose, now)
     token = new_token()
     session.add(
         EmailToken(
-            id=new_id(),
+            id=token_id or new_id(),
             user_id=user_id,
             purpose=str(purpose),
             token_hash=token_digest(token),
             created_at=now,
             expires_at=now + lifetime,
             used_at=None,
+            payload_sealed=payload_sealed,
         )
     )
     session.flush()
     return token
 
 
-def redeem(session: Session, *, token: str, purpose: TokenPurpose, now: datetime) -> EmailToken:
-    """Consume ``token`` for ``purpose``, or TokenInvalid."""
+def redeem(
+    session: Session,
+    *,
+    token: str,
+    purpose: TokenPurpose | tuple[TokenPurpose, ...],
+    now: datetime,
+) -> EmailToken:
+    """Consume ``token`` for ``purpose`` (or any of several), or TokenInvalid."""
+    purposes = {str(p) for p in (purpose if isinstance(purpose, tuple) else (purpose,))}
     if len(token) > MAX_TOKEN_CHARS:
         raise TokenInvalid
     digest = token_digest(token)
@@ -51,7 +67,7 @@ def redeem(session: Session, *, token: str, purpose: TokenPurpose, now: datetime
     if (
         row is None
         or not hmac.compare_digest(row.token_hash, digest)
-        or row.purpose != purpose
+        or row.purpose not in purposes
         or row.used_at is not None
         or aware(row.expires_at) <= now
     ):

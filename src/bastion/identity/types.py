@@ -30,6 +30,8 @@ class IdentityAction(enum.StrEnum):
     TOTP_ENABLED = "identity.totp_enabled"
     RECOVERY_CODES_GENERATED = "identity.recovery_codes_generated"
     STEP_UP = "identity.step_up"
+    EMAIL_CHANGE_REQUESTED = "identity.email_change_requested"
+    EMAIL_CHANGED = "identity.email_changed"
     TOTP_DISABLED = "identity.totp_disabled"
 
 
@@ -38,6 +40,7 @@ class TokenPurpose(enum.StrEnum):
 
     VERIFY_EMAIL = "verify_email"
     RESET_PASSWORD = "reset_password"  # noqa: S105 - a name, not a password
+    CHANGE_EMAIL = "change_email"
 
 
 @dataclass(frozen=True, slots=True)

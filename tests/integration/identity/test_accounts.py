@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from bastion.crypto import IntegrityCheckError
 from bastion.identity.errors import (
+    CurrentPasswordWrong,
     EmailTaken,
     InvalidCredentials,
     NotAuthenticated,
@@ -162,3 +163,36 @@ def test_a_login_rehashes_when_the_argon2_parameters_change(engine, tmp_path):
     assert stronger.audit.events[-1].details["rehashed"] is True
     _login(stronger)  # the new hash verifies, and needs no further rehash
     assert stronger.audit.events[-1].details["rehashed"] is False
+
+
+def test_changing_the_email_needs_the_password_and_the_new_address_confirms_it(rig):
+    _signup(rig)
+    issued = _login(rig)
+    principal = _auth(rig, issued.token)
+
+    def request(new_email, password=PASSWORD):
+        with rig.uow.begin() as session:
+            rig.identity.request_email_change(
+                session, principal=principal, new_email=new_email, password=password, client=CLIENT
+            )
+
+    with pytest.raises(CurrentPasswordWrong):
+        request("alice.new@example.org", password="wrong " + PASSWORD)
+    _signup(rig, email="taken@example.com", name="Taken")
+    with pytest.raises(EmailTaken):
+        request("TAKEN@example.com")
+    request("Alice.New@Example.ORG")
+    notice = [m for m in read_mails(rig.mail_dir) if "being changed" in m["Subject"]]
+    assert [a.addr_spec for a in notice[-1]["To"].addresses] == ["Alice@example.com"]
+    _login(rig)  # nothing changed yet
+    token = last_token(rig.mail_dir, to="alice.new@example.org", subject_contains="new e-mail")
+    with rig.uow.begin() as session:
+        rig.identity.verify_email(session, token=token, client=CLIENT)
+    with pytest.raises(InvalidCredentials):
+        _login(rig)
+    _login(rig, email="alice.new@EXAMPLE.org")
+    with rig.uow.begin() as session:
+        assert rig.identity.account(session, principal=principal).email == "Alice.New@example.org"
+    with rig.uow.begin() as session, pytest.raises(TokenInvalid):
+        rig.identity.verify_email(session, token=token, client=CLIENT)
+    assert "identity.email_changed" in rig.audit.actions()

@@ -231,3 +231,16 @@ def test_a_session_guessing_step_up_codes_is_revoked_at_the_fifth_wrong_code(rig
         "failure",
         True,
     )
+
+
+def test_changing_the_email_with_a_second_factor_on_needs_a_step_up(rig, enrolled):
+    secret, _, _ = enrolled
+    issued = _complete(rig, _mfa_token(rig), _code(rig, secret, 1))
+    with rig.uow.begin() as session:
+        principal = rig.identity.authenticate(session, token=issued.token, via_cookie=False)
+    rig.advance(minutes=6)
+    kwargs = {"principal": principal, "new_email": "moved@example.com", "password": PASSWORD}
+    with pytest.raises(StepUpRequired):
+        _call(rig, "request_email_change", **kwargs)
+    _call(rig, "step_up", principal=principal, code=_code(rig, secret))
+    _call(rig, "request_email_change", **kwargs)

@@ -15,7 +15,9 @@ from bastion.api.deps import (
 )
 from bastion.api.routers.cookies import clear_session_cookies, set_session_cookies
 from bastion.api.schemas.identity import (
+    Accepted,
     Account,
+    ChangeEmailRequest,
     ChangePasswordRequest,
     CodeRequest,
     RecoveryCodes,
@@ -203,3 +205,28 @@ def regenerate_recovery_codes(
         session, principal=principal, code=body.code, client=client
     )
     return RecoveryCodes(recovery_codes=codes)
+
+
+@router.post(
+    "/email",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **PROBLEMS,
+        400: {"description": "Wrong password."},
+        403: {"description": "A second factor is on and no step-up is recent (or CSRF)."},
+        409: {"description": "The address is registered."},
+    },
+)
+def request_email_change(
+    body: ChangeEmailRequest,
+    principal: PrincipalDep,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> Accepted:
+    """Ask to change the address; it changes when the token mailed there is confirmed at
+    ``POST /api/v1/auth/email/verify``. The old address gets a notice."""
+    container.identity.request_email_change(
+        session, principal=principal, new_email=body.email, password=body.password, client=client
+    )
+    return Accepted(detail="A confirmation link is on its way to the new address.")

@@ -75,6 +75,11 @@ class VerifyEmailRequest(_Request):
     token: Token
 
 
+class ChangeEmailRequest(_WithEmail):
+    # Re-authentication (ASVS V7.5.1); with a second factor on, a recent step-up as well.
+    password: Password
+
+
 class ChangePasswordRequest(_Request):
     current_password: Password
     new_password: Password

@@ -82,6 +82,7 @@ def upgrade() -> None:
         _when("created_at"),
         _when("expires_at"),
         _when("used_at", nullable=True),
+        sa.Column("payload_sealed", sa.LargeBinary(), nullable=True),
         sa.ForeignKeyConstraint(
             ["user_id"],
             ["users.id"],
