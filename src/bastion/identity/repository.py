@@ -86,8 +86,10 @@ def revoke_session(session: Session, user_id: str, session_id: str, now: datetim
 
 
 def revoke_all_sessions(session: Session, user_id: str, now: datetime) -> int:
-    """End every session of ``user_id`` and every half-finished MFA login (so a challenge opened
-    with an old password cannot complete after a reset). Returns the sessions ended."""
+    """End every session of ``user_id``, every half-finished MFA login (so a challenge opened
+    with an old password cannot complete after a reset) and every pending e-mail change (so a
+    hijacker's change dies with the reset the notice advises). Returns the sessions ended."""
+    retire_email_tokens(session, user_id, "change_email", now)
     session.execute(
         update(MfaChallenge)
         .where(MfaChallenge.user_id == user_id, MfaChallenge.used_at.is_(None))

@@ -196,3 +196,26 @@ def test_changing_the_email_needs_the_password_and_the_new_address_confirms_it(r
     with rig.uow.begin() as session, pytest.raises(TokenInvalid):
         rig.identity.verify_email(session, token=token, client=CLIENT)
     assert "identity.email_changed" in rig.audit.actions()
+
+
+def test_a_password_reset_cancels_a_pending_email_change(rig):
+    _signup(rig)
+    principal = _auth(rig, _login(rig).token)
+    with rig.uow.begin() as session:
+        rig.identity.request_email_change(
+            session,
+            principal=principal,
+            new_email="hijacker@example.net",
+            password=PASSWORD,
+            client=CLIENT,
+        )
+    change = last_token(rig.mail_dir, to="hijacker@example.net", subject_contains="new e-mail")
+    with rig.uow.begin() as session:
+        rig.identity.request_password_reset(session, email="alice@example.com", client=CLIENT)
+    reset = last_token(rig.mail_dir, to="alice@example.com", subject_contains="Reset")
+    with rig.uow.begin() as session:
+        rig.identity.reset_password(
+            session, token=reset, password="a completely new passphrase", client=CLIENT
+        )
+    with rig.uow.begin() as session, pytest.raises(TokenInvalid):
+        rig.identity.verify_email(session, token=change, client=CLIENT)
