@@ -1,4 +1,5 @@
-"""The one place where errors become HTTP: AppError kinds, framework errors, validation errors.
+"""The one place where errors become HTTP: AppError kinds, framework errors, validation errors,
+and a database that cannot be reached (503, DESIGN invariant 5: fail closed and say so).
 
 Unexpected exceptions never reach here; the edge middleware turns them into a generic 500 problem
 and logs the traceback with the request id.
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -31,6 +34,10 @@ STATUS_BY_KIND: dict[type[errors.AppError], int] = {
     errors.Unavailable: 503,
 }
 VALIDATION_ERRORS_SHOWN = 20
+# Seconds a client should wait before retrying while the database is away.
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+log = structlog.get_logger("bastion.http")
 
 
 def _request_id(request: Request) -> str | None:
@@ -98,9 +105,38 @@ async def _validation_error(request: Request, raised: Exception) -> Response:
     )
 
 
+async def _database_unavailable(request: Request, raised: Exception) -> Response:
+    """A lost or refused database connection: 503 with Retry-After, not a generic 500.
+
+    OperationalError is the DBAPI's class for "the database could not do it now" (connection
+    refused or cut, server shutting down, deadlock or serialization failure); DBAPIError with
+    ``connection_invalidated`` is a connection that died mid-statement. Both are transient and
+    say nothing about the request, so the client may retry. The driver's text names hosts and
+    ports: it goes to the log for the operator, never to the client.
+    """
+    exc = cast(DBAPIError, raised)  # registered for DBAPIError only
+    if not isinstance(exc, OperationalError) and not exc.connection_invalidated:
+        raise exc  # any other database error is a bug: the generic 500 path logs it
+    log.warning(
+        "database.unavailable",
+        error=type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
+        reason=str(exc.orig if exc.orig is not None else exc)[:500],
+        path=request.url.path,
+    )
+    return problem_response(
+        503,
+        detail="The database is unavailable; retry shortly.",
+        code="bastion.database_unavailable",
+        slug="database-unavailable",
+        request_id=_request_id(request),
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.AppError, _app_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DBAPIError, _database_unavailable)
     # The served document must say what these handlers send: problem+json, never plain JSON.
     install_problem_openapi(app)

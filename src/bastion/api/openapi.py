@@ -8,7 +8,8 @@ and each route's ``responses=``), while Bastion answers every error as an RFC 94
 - every 4xx/5xx response is ``application/problem+json`` with the ``Problem`` schema;
 - operations with a body also document 400 (malformed JSON, or input a service refuses), 413
   (over the body limit) and 422 (wrong shape); operations with parameters document 422;
-- every operation documents the generic 500 the edge answers for an unexpected exception.
+- every operation documents the generic 500 the edge answers for an unexpected exception, and
+  the 503 it answers while the database is unreachable.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ BODY_ERRORS = {
     "422": "The request does not match the documented shape.",
 }
 PARAMETER_ERRORS = {"422": "A parameter does not match the documented shape."}
-SERVER_ERROR = {"500": "Unexpected error: a generic problem carrying the request id."}
+SERVER_ERROR = {
+    "500": "Unexpected error: a generic problem carrying the request id.",
+    "503": "A dependency (the database) is unavailable; retry after Retry-After seconds.",
+}
 
 
 def install_problem_openapi(app: FastAPI) -> None:

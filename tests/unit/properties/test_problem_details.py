@@ -7,6 +7,7 @@
 - The request id echoed in ``X-Request-ID`` and in the body is the client's only when it is short
   and plain, so a hostile header can neither forge log lines nor inject headers.
 - The served OpenAPI document describes every error response as problem+json.
+- A lost database is a 503 with Retry-After; other database errors stay the generic 500.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import httpx
 from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from bastion import errors
 from bastion.api.errors import install_error_handlers, status_for
@@ -202,3 +204,36 @@ def test_the_openapi_rewrite_makes_every_error_response_problem_json(
     assert ("413" in rewritten) == has_body or "413" in responses
     assert ("422" in rewritten) == (has_body or has_parameters) or "422" in responses
     assert "Problem" in document["components"]["schemas"]
+
+
+@given(
+    kind=st.sampled_from(["operational", "invalidated", "integrity"]),
+    # Driver text names hosts and ports; a marked string shows whether any of it leaked.
+    message=st.text(alphabet="xyz0123456789", min_size=8, max_size=20).map("host-{}".format),
+)
+@settings(max_examples=20, deadline=None)
+def test_a_lost_database_is_503_with_retry_after_and_other_database_errors_stay_500(kind, message):
+    if kind == "operational":
+        raised: Exception = OperationalError("SELECT 1", {}, Exception(message))
+    elif kind == "invalidated":
+        raised = DBAPIError("SELECT 1", {}, Exception(message), connection_invalidated=True)
+    else:
+        raised = IntegrityError("INSERT", {}, Exception(message))
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/db")
+    async def db() -> None:
+        raise raised
+
+    app.add_middleware(EdgeMiddleware, max_body_bytes=2048, trusted_proxies=(), hsts_max_age=60)
+    response = _get(app, "/db")
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    if kind == "integrity":  # a bug, not an outage: the generic 500, logged with its traceback
+        assert response.status_code == 500
+        assert "retry-after" not in response.headers
+    else:
+        assert response.status_code == 503
+        assert response.json()["code"] == "bastion.database_unavailable"
+        assert response.headers["retry-after"].isdigit()
+    assert message not in response.text  # the driver's text stays in the log
