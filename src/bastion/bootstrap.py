@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from bastion.access import SqlAccess
 from bastion.audit import AuditEvent, AuditLog, AuditVerifier, Checkpointer, Keys
 from bastion.audit.canonical import key_id_for
 from bastion.backup import BackupService, BackupTarget, LocalTarget, S3Target, s3_client
@@ -59,6 +60,7 @@ class Container:
     identity: Identity
     outbox: Outbox
     backup: BackupService
+    access: SqlAccess
     notes: list[str] = field(default_factory=list)
 
 
@@ -86,6 +88,7 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
         backup=build_backup(
             settings, engine=engine, uow=uow, keyring=keyring, audit_log=audit_log, clock=clock
         ),
+        access=SqlAccess(keys=keyring, audit_log=audit_log, clock=clock),
         identity=build_identity(
             settings,
             keys=keyring,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from bastion import __version__
+from bastion.api.access import authenticated, public
 from bastion.api.errors import install_error_handlers
 from bastion.api.middleware import EdgeMiddleware
-from bastion.api.routers import auth, bootstrap, health, me
+from bastion.api.routers import audit, auth, bootstrap, health, me, tenants
 from bastion.bootstrap import Container
 
 OPENAPI_URL = "/api/openapi.json"
@@ -26,10 +27,14 @@ def create_app(container: Container) -> FastAPI:
     )
     app.state.container = container
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(bootstrap.router)
-    app.include_router(auth.router)
-    app.include_router(me.router)
+    # Every route declares its access rule (bastion.api.access). Routers that predate those
+    # declarations get theirs here, once for the whole router; newer routers declare per route.
+    app.include_router(health.router, dependencies=[public()])
+    app.include_router(bootstrap.router, dependencies=[public()])
+    app.include_router(auth.router, dependencies=[public()])
+    app.include_router(me.router, dependencies=[authenticated(allow_mfa_enrolment=True)])
+    app.include_router(tenants.router)
+    app.include_router(audit.router)
     http = container.settings.http
     app.add_middleware(
         EdgeMiddleware,

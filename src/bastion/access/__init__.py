@@ -1,0 +1,61 @@
+"""Access: tenants, memberships, roles and permissions (DESIGN invariant 1, "tenant scoping").
+
+Owns the ``tenants`` and ``memberships`` tables, the ``Permission`` vocabulary and the one
+role-to-permission matrix (``permissions``). Decides whether a principal may do something in a
+tenant, always from the membership as stored at the time of the request. Never imports the api,
+cli or web edges, never commits, and never caches a membership or a role (revocation is
+immediate across processes). Invitations, API keys, break-glass grants, IP allow-lists, the
+tenant MFA requirement, access reviews and custom roles arrive later in issue 6.
+"""
+
+from bastion.access.errors import (
+    AccessError,
+    AlreadyMember,
+    InvalidSlug,
+    LastOwner,
+    MemberNotFound,
+    PermissionDenied,
+    SlugTaken,
+    TenantNotFound,
+)
+from bastion.access.permissions import (
+    ROLE_PERMISSIONS,
+    Permission,
+    Role,
+    is_allowed,
+    permissions_of,
+)
+from bastion.access.service import Access, SqlAccess, TenantKeys
+from bastion.access.types import (
+    AccessAction,
+    Member,
+    Tenant,
+    TenantContext,
+    TenantId,
+    TenantMembership,
+)
+
+__all__ = [
+    "ROLE_PERMISSIONS",
+    "Access",
+    "AccessAction",
+    "AccessError",
+    "AlreadyMember",
+    "InvalidSlug",
+    "LastOwner",
+    "Member",
+    "MemberNotFound",
+    "Permission",
+    "PermissionDenied",
+    "Role",
+    "SlugTaken",
+    "SqlAccess",
+    "Tenant",
+    "TenantContext",
+    "TenantId",
+    "TenantKeys",
+    "TenantMembership",
+    "TenantNotFound",
+    "is_allowed",
+    "permissions_of",
+]

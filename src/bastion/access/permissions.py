@@ -1,0 +1,68 @@
+"""The closed vocabularies of access control: roles, permissions, and the one matrix between them.
+
+Every authorisation decision in Bastion is ``is_allowed(role, permission)`` over this matrix; no
+other module hard-codes which role may do what. ``docs/access.md`` renders the same table, and a
+unit test keeps the two in step. Custom per-tenant roles (issue 6) will be sets drawn from
+``Permission``; the built-in roles stay as defined here.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Final
+
+
+class Role(enum.StrEnum):
+    """A member's role in one tenant."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+    VIEWER = "viewer"
+    AUDITOR = "auditor"
+
+
+class Permission(enum.StrEnum):
+    """What a route may require, as ``domain:resource:action``."""
+
+    TENANT_READ = "access:tenant:read"
+    MEMBER_READ = "access:member:read"
+    MEMBER_ADD = "access:member:add"
+    MEMBER_UPDATE = "access:member:update"
+    MEMBER_REMOVE = "access:member:remove"
+    # Granting, changing or removing the owner role: separate, so an admin who manages members
+    # can never make themselves (or anyone) an owner, nor demote or remove one.
+    OWNER_MANAGE = "access:owner:manage"
+    ACCESS_REVIEW_READ = "access:review:read"
+    AUDIT_EVENT_READ = "audit:event:read"
+    AUDIT_EVENT_EXPORT = "audit:event:export"
+
+
+_MEMBER_MANAGEMENT: Final = frozenset(
+    {Permission.MEMBER_ADD, Permission.MEMBER_UPDATE, Permission.MEMBER_REMOVE}
+)
+_AUDIT: Final = frozenset(
+    {Permission.AUDIT_EVENT_READ, Permission.AUDIT_EVENT_EXPORT, Permission.ACCESS_REVIEW_READ}
+)
+_READ: Final = frozenset({Permission.TENANT_READ, Permission.MEMBER_READ})
+
+ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
+    Role.OWNER: frozenset(Permission),
+    Role.ADMIN: _READ | _MEMBER_MANAGEMENT,
+    Role.MEMBER: _READ,
+    Role.VIEWER: _READ,
+    # Need to know: the audit log and access reviews, nothing else (not even the member list,
+    # which the access review will present with the context an auditor needs).
+    Role.AUDITOR: _AUDIT,
+}
+
+
+def permissions_of(role: Role) -> frozenset[Permission]:
+    """The permissions ``role`` grants; an unknown role grants nothing (fail closed)."""
+    return ROLE_PERMISSIONS.get(role, frozenset())
+
+
+def is_allowed(role: Role, permission: Permission) -> bool:
+    """True when ``role`` grants ``permission``."""
+    return permission in permissions_of(role)

@@ -1,0 +1,108 @@
+"""Queries over ``tenants`` and ``memberships``. Every membership query names its tenant.
+
+Rows never leave this module and the service; callers get ``bastion.access.types`` values.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bastion.access.models import MembershipRow, TenantRow
+from bastion.access.permissions import Role
+
+
+def tenant_by_slug(session: Session, slug: str) -> TenantRow | None:
+    return session.scalars(select(TenantRow).where(TenantRow.slug == slug)).one_or_none()
+
+
+def add_tenant(
+    session: Session, *, tenant_id: str, slug: str, name: str, now: datetime
+) -> TenantRow:
+    row = TenantRow(id=tenant_id, slug=slug, name=name, created_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def membership_for(
+    session: Session, *, user_id: str, tenant_id: str | None = None, slug: str | None = None
+) -> tuple[TenantRow, MembershipRow] | None:
+    """The tenant (by id or by slug) joined with ``user_id``'s membership; None when either is
+    missing, so "no such tenant" and "not a member" are indistinguishable to the caller."""
+    statement = (
+        select(TenantRow, MembershipRow)
+        .join(MembershipRow, MembershipRow.tenant_id == TenantRow.id)
+        .where(MembershipRow.user_id == user_id)
+    )
+    if tenant_id is not None:
+        statement = statement.where(TenantRow.id == tenant_id)
+    elif slug is not None:
+        statement = statement.where(TenantRow.slug == slug)
+    else:
+        return None
+    found = session.execute(statement).one_or_none()
+    return None if found is None else (found[0], found[1])
+
+
+def memberships_of_user(session: Session, user_id: str) -> list[tuple[TenantRow, MembershipRow]]:
+    statement = (
+        select(TenantRow, MembershipRow)
+        .join(MembershipRow, MembershipRow.tenant_id == TenantRow.id)
+        .where(MembershipRow.user_id == user_id)
+        .order_by(TenantRow.slug)
+    )
+    return [(tenant, membership) for tenant, membership in session.execute(statement).all()]
+
+
+def add_membership(
+    session: Session, tenant_id: str, *, user_id: str, role: Role, now: datetime
+) -> MembershipRow:
+    row = MembershipRow(
+        tenant_id=tenant_id, user_id=user_id, role=role.value, created_at=now, updated_at=now
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def member(session: Session, tenant_id: str, user_id: str) -> MembershipRow | None:
+    return session.scalars(
+        select(MembershipRow).where(
+            MembershipRow.tenant_id == tenant_id, MembershipRow.user_id == user_id
+        )
+    ).one_or_none()
+
+
+def members(
+    session: Session, tenant_id: str, *, after_user_id: str | None, limit: int
+) -> list[MembershipRow]:
+    statement = select(MembershipRow).where(MembershipRow.tenant_id == tenant_id)
+    if after_user_id is not None:
+        statement = statement.where(MembershipRow.user_id > after_user_id)
+    return list(session.scalars(statement.order_by(MembershipRow.user_id).limit(limit)))
+
+
+def lock_tenant(session: Session, tenant_id: str) -> None:
+    """Serialise membership changes of one tenant until commit, so two owners demoting each
+    other at once cannot leave it with none.
+
+    A no-op UPDATE rather than SELECT ... FOR UPDATE: on PostgreSQL both take the row lock, but
+    only a write makes SQLite's driver open the transaction and take the write lock *before* the
+    owner count is read (a plain SELECT there runs outside any transaction and could be stale).
+    """
+    session.execute(update(TenantRow).where(TenantRow.id == tenant_id).values(name=TenantRow.name))
+
+
+def owner_count(session: Session, tenant_id: str) -> int:
+    statement = select(func.count()).where(
+        MembershipRow.tenant_id == tenant_id, MembershipRow.role == Role.OWNER.value
+    )
+    return int(session.execute(statement).scalar_one())
+
+
+def delete_membership(session: Session, row: MembershipRow) -> None:
+    session.delete(row)
+    session.flush()

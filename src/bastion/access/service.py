@@ -1,0 +1,359 @@
+"""The access service: tenants, memberships and the permission decision.
+
+Tenant context always comes from the caller's membership as stored, read again on every request
+(``resolve``): there is no cache, so removing a member or lowering a role takes effect on the
+next request in every process. Another tenant, or one that does not exist, is ``TenantNotFound``
+alike (404, no existence oracle). Every state change is appended to the tenant's audit chain in
+the caller's transaction; the service never commits.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final, Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bastion.access import repository
+from bastion.access.errors import (
+    AlreadyMember,
+    InvalidSlug,
+    LastOwner,
+    MemberNotFound,
+    PermissionDenied,
+    SlugTaken,
+    TenantNotFound,
+)
+from bastion.access.models import MembershipRow, TenantRow
+from bastion.access.permissions import Permission, Role
+from bastion.access.types import (
+    AccessAction,
+    Member,
+    Tenant,
+    TenantContext,
+    TenantId,
+    TenantMembership,
+)
+from bastion.audit import AuditEvent, AuditLog, Outcome
+from bastion.audit.events import JsonValue
+from bastion.identity import ClientInfo
+from bastion.kernel.clock import Clock
+from bastion.kernel.ids import new_id
+
+SLUG_PATTERN: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])")
+TENANT_ID_PATTERN: Final = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
+MAX_TENANT_REF_CHARS: Final = 63
+MAX_MEMBERS_PAGE: Final = 200
+
+
+class TenantKeys(Protocol):
+    """The keyring's part in tenant creation (``crypto.Keyring`` satisfies it)."""
+
+    def provision_tenant(self, tenant: str) -> object: ...
+
+
+class Access(Protocol):
+    """Tenants, memberships and permission decisions; see the module docstring."""
+
+    def create_tenant(
+        self, session: Session, *, user_id: str, name: str, slug: str, client: ClientInfo
+    ) -> Tenant: ...
+    def my_tenants(self, session: Session, *, user_id: str) -> list[TenantMembership]: ...
+    def resolve(self, session: Session, *, user_id: str, tenant_ref: str) -> TenantContext: ...
+    def authorize(
+        self,
+        session: Session,
+        context: TenantContext,
+        permission: Permission,
+        *,
+        client: ClientInfo,
+    ) -> None: ...
+    def list_members(
+        self, session: Session, context: TenantContext, *, after: str | None, limit: int
+    ) -> list[Member]: ...
+    def add_member(
+        self,
+        session: Session,
+        context: TenantContext,
+        *,
+        user_id: str,
+        role: Role,
+        client: ClientInfo,
+    ) -> Member: ...
+    def change_role(
+        self,
+        session: Session,
+        context: TenantContext,
+        *,
+        user_id: str,
+        role: Role,
+        client: ClientInfo,
+    ) -> Member: ...
+    def remove_member(
+        self, session: Session, context: TenantContext, *, user_id: str, client: ClientInfo
+    ) -> None: ...
+    def record_audit_export(
+        self, session: Session, context: TenantContext, *, client: ClientInfo
+    ) -> None: ...
+
+
+def is_tenant_id(ref: str) -> bool:
+    return TENANT_ID_PATTERN.fullmatch(ref) is not None
+
+
+class SqlAccess:
+    """``Access`` over the ``tenants`` and ``memberships`` tables."""
+
+    def __init__(self, *, keys: TenantKeys, audit_log: AuditLog, clock: Clock) -> None:
+        self._keys = keys
+        self._audit = audit_log
+        self._clock = clock
+
+    def create_tenant(
+        self, session: Session, *, user_id: str, name: str, slug: str, client: ClientInfo
+    ) -> Tenant:
+        """A new tenant with ``user_id`` as its owner and its data key provisioned.
+
+        Raises InvalidSlug (422) or SlugTaken (409). The data key is provisioned first, in the
+        keyring's own short transaction: if this transaction then fails, an unused key for an
+        id nobody holds is all that remains, whereas the other order could commit a tenant that
+        has no key. Callers on SQLite must not hold the write lock yet (see ``api.access``).
+        """
+        if not SLUG_PATTERN.fullmatch(slug) or is_tenant_id(slug):
+            raise InvalidSlug
+        if repository.tenant_by_slug(session, slug) is not None:
+            raise SlugTaken
+        tenant_id = new_id()
+        self._keys.provision_tenant(tenant_id)
+        now = self._clock.now()
+        try:
+            with session.begin_nested():
+                row = repository.add_tenant(
+                    session, tenant_id=tenant_id, slug=slug, name=name, now=now
+                )
+        except IntegrityError:
+            raise SlugTaken from None  # taken between the check and the insert
+        repository.add_membership(session, tenant_id, user_id=user_id, role=Role.OWNER, now=now)
+        tenant = _tenant(row)
+        self._record(
+            session,
+            tenant.id,
+            AccessAction.TENANT_CREATED,
+            actor=user_id,
+            target=tenant.id,
+            client=client,
+            details={"slug": slug, "owner": user_id},
+        )
+        return tenant
+
+    def my_tenants(self, session: Session, *, user_id: str) -> list[TenantMembership]:
+        """Every tenant ``user_id`` belongs to, with the role, ordered by slug."""
+        return [
+            TenantMembership(tenant=_tenant(tenant), role=Role(membership.role))
+            for tenant, membership in repository.memberships_of_user(session, user_id)
+        ]
+
+    def resolve(self, session: Session, *, user_id: str, tenant_ref: str) -> TenantContext:
+        """The tenant named by id or slug, through ``user_id``'s membership, read now.
+
+        TenantNotFound when the tenant does not exist or the user is not a member.
+        """
+        if not tenant_ref or len(tenant_ref) > MAX_TENANT_REF_CHARS:
+            raise TenantNotFound
+        if is_tenant_id(tenant_ref):
+            found = repository.membership_for(session, user_id=user_id, tenant_id=tenant_ref)
+        else:
+            found = repository.membership_for(session, user_id=user_id, slug=tenant_ref)
+        if found is None:
+            raise TenantNotFound
+        tenant, membership = found
+        try:
+            role = Role(membership.role)
+        except ValueError:
+            raise TenantNotFound from None  # a role this code does not know: fail closed
+        return TenantContext(tenant=_tenant(tenant), user_id=user_id, role=role)
+
+    def authorize(
+        self,
+        session: Session,
+        context: TenantContext,
+        permission: Permission,
+        *,
+        client: ClientInfo,
+    ) -> None:
+        """Return if the member's role grants ``permission``; otherwise record the refusal on
+        the tenant's chain and raise PermissionDenied (an audited refusal: the edge commits
+        the audit entry and nothing else)."""
+        if context.has_permission(permission):
+            return
+        self._record(
+            session,
+            context.tenant_id,
+            AccessAction.PERMISSION_DENIED,
+            actor=context.user_id,
+            target=None,
+            client=client,
+            outcome=Outcome.DENIED,
+            details={"permission": permission.value, "role": context.role.value},
+        )
+        raise PermissionDenied(permission=permission.value)
+
+    def list_members(
+        self, session: Session, context: TenantContext, *, after: str | None, limit: int
+    ) -> list[Member]:
+        """A page of the tenant's members ordered by user id, after ``after``."""
+        size = max(1, min(limit, MAX_MEMBERS_PAGE))
+        rows = repository.members(session, context.tenant_id, after_user_id=after, limit=size)
+        return [_member(row) for row in rows]
+
+    def add_member(
+        self,
+        session: Session,
+        context: TenantContext,
+        *,
+        user_id: str,
+        role: Role,
+        client: ClientInfo,
+    ) -> Member:
+        """Add an existing user directly (interim until invitations by e-mail).
+
+        Granting owner needs OWNER_MANAGE. MemberNotFound if the user does not exist,
+        AlreadyMember if already in the tenant.
+        """
+        if role is Role.OWNER:
+            self.authorize(session, context, Permission.OWNER_MANAGE, client=client)
+        if repository.member(session, context.tenant_id, user_id) is not None:
+            raise AlreadyMember
+        try:
+            with session.begin_nested():
+                row = repository.add_membership(
+                    session, context.tenant_id, user_id=user_id, role=role, now=self._clock.now()
+                )
+        except IntegrityError:
+            raise MemberNotFound("No such user.") from None
+        self._record(
+            session,
+            context.tenant_id,
+            AccessAction.MEMBER_ADDED,
+            actor=context.user_id,
+            target=user_id,
+            client=client,
+            details={"role": role.value},
+        )
+        return _member(row)
+
+    def change_role(
+        self,
+        session: Session,
+        context: TenantContext,
+        *,
+        user_id: str,
+        role: Role,
+        client: ClientInfo,
+    ) -> Member:
+        """Set a member's role. Touching the owner role (granting it, or changing an owner)
+        needs OWNER_MANAGE; the last owner cannot be downgraded (LastOwner, 409)."""
+        row = self._member_for_change(session, context, user_id, client=client)
+        previous = Role(row.role)
+        if role is Role.OWNER and previous is not Role.OWNER:
+            self.authorize(session, context, Permission.OWNER_MANAGE, client=client)
+        if previous is role:
+            return _member(row)
+        if previous is Role.OWNER and repository.owner_count(session, context.tenant_id) <= 1:
+            raise LastOwner
+        row.role = role.value
+        row.updated_at = self._clock.now()
+        session.flush()
+        self._record(
+            session,
+            context.tenant_id,
+            AccessAction.MEMBER_ROLE_CHANGED,
+            actor=context.user_id,
+            target=user_id,
+            client=client,
+            details={"from": previous.value, "to": role.value},
+        )
+        return _member(row)
+
+    def remove_member(
+        self, session: Session, context: TenantContext, *, user_id: str, client: ClientInfo
+    ) -> None:
+        """Remove a member; their next request to this tenant is refused (404). Removing an
+        owner needs OWNER_MANAGE; the last owner cannot be removed (LastOwner, 409)."""
+        row = self._member_for_change(session, context, user_id, client=client)
+        previous = Role(row.role)
+        if previous is Role.OWNER and repository.owner_count(session, context.tenant_id) <= 1:
+            raise LastOwner
+        repository.delete_membership(session, row)
+        self._record(
+            session,
+            context.tenant_id,
+            AccessAction.MEMBER_REMOVED,
+            actor=context.user_id,
+            target=user_id,
+            client=client,
+            details={"role": previous.value},
+        )
+
+    def record_audit_export(
+        self, session: Session, context: TenantContext, *, client: ClientInfo
+    ) -> None:
+        """Record, on the tenant's chain, that its audit log was exported (a sensitive read)."""
+        self._record(
+            session,
+            context.tenant_id,
+            AccessAction.AUDIT_EXPORTED,
+            actor=context.user_id,
+            target=context.tenant_id,
+            client=client,
+        )
+
+    def _member_for_change(
+        self, session: Session, context: TenantContext, user_id: str, *, client: ClientInfo
+    ) -> MembershipRow:
+        # Lock first, then read: the owner count below must not change before this commits.
+        repository.lock_tenant(session, context.tenant_id)
+        row = repository.member(session, context.tenant_id, user_id)
+        if row is None:
+            raise MemberNotFound
+        if row.role == Role.OWNER.value:
+            self.authorize(session, context, Permission.OWNER_MANAGE, client=client)
+        return row
+
+    def _record(
+        self,
+        session: Session,
+        tenant_id: TenantId,
+        action: AccessAction,
+        *,
+        actor: str,
+        target: str | None,
+        client: ClientInfo,
+        outcome: Outcome = Outcome.SUCCESS,
+        details: dict[str, JsonValue] | None = None,
+    ) -> None:
+        self._audit.append(
+            session,
+            AuditEvent(
+                action=action.value,
+                tenant_id=tenant_id,
+                actor_user_id=actor,
+                target=target,
+                outcome=outcome,
+                source_ip=client.ip,
+                user_agent=client.user_agent,
+                request_id=client.request_id,
+                details=details or {},
+            ),
+        )
+
+
+def _tenant(row: TenantRow) -> Tenant:
+    return Tenant(id=TenantId(row.id), slug=row.slug, name=row.name, created_at=row.created_at)
+
+
+def _member(row: MembershipRow) -> Member:
+    return Member(user_id=row.user_id, role=Role(row.role), joined_at=row.created_at)
