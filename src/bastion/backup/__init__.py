@@ -21,8 +21,9 @@ from bastion.backup.errors import (
     SnapshotFailed,
 )
 from bastion.backup.jobs import DailyReport, run_daily_backup
+from bastion.backup.s3 import S3Target, s3_client
 from bastion.backup.service import BackupService
-from bastion.backup.targets import BackupTarget, LocalTarget, S3Target, s3_client
+from bastion.backup.targets import BackupTarget, LocalTarget
 from bastion.backup.types import (
     BackupSummary,
     CreateReport,

@@ -237,6 +237,28 @@ def drill(
         raise typer.Exit(EXIT_FAILED)
 
 
+@backup_app.command("status")
+def status(ctx: typer.Context) -> None:
+    """P18/P20 at a glance: the newest good backup's age and the last drill. Exit 1 if stale or
+    the last drill failed (or none ran)."""
+    with _service(ctx) as (_, service):
+        freshness = service.freshness()
+        drills = service.drills(limit=1)
+    newest = freshness.newest
+    if newest is None or freshness.age_hours is None:
+        _say("newest backup  none")
+    else:
+        _say(f"newest backup  {newest.backup_id} ({freshness.age_hours:.1f} h old)")
+    fresh = "no" if freshness.stale else "yes"
+    _say(f"fresh          {fresh} (alert after {freshness.threshold_hours} h)")
+    if drills:
+        _print_drill(drills[0])
+    else:
+        _say("drill          none yet")
+    if freshness.stale or not drills or not drills[0].ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
 @backup_app.command("daily")
 def daily(ctx: typer.Context) -> None:
     """The daily job: create, prune, then alert if the newest good backup is too old.

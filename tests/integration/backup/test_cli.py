@@ -29,6 +29,7 @@ def test_the_backup_commands(settings, container, tmp_path):
     )
     assert "drill          ok" in run("drill")
     assert "drill          ok" in run("drill", "--last")
+    assert "fresh          yes" in run("status")
     assert "kept         1 backups" in run("prune")
 
     manifest = settings.backup_dir / backup_id / "manifest.json"
