@@ -73,8 +73,8 @@ def environment_entry(draw):
     if draw(st.integers(0, 9)) == 0:  # a typo or an unknown child key
         name += draw(st.sampled_from(["X", "_", NESTED_DELIMITER + "NOPE", NESTED_DELIMITER]))
     if is_complex:
-        # Well-formed JSON only: malformed JSON is a known escape (see the xfail test below).
-        value = json.dumps(draw(JSON_VALUES))
+        # Mostly JSON (what these fields take), sometimes text that is not JSON at all.
+        value = draw(JSON_VALUES.map(json.dumps) | ENV_TEXT)
     else:
         value = draw(
             st.one_of(
@@ -131,6 +131,17 @@ TOP_LEVEL_LEAVES = [path[0] for path, is_complex in PATHS if len(path) == 1 and 
 def test_any_well_formed_toml_file_yields_settings_or_a_config_error(tmp_path, values):
     config = tmp_path / "bastion.toml"
     config.write_text("".join(f"{key} = {value}\n" for key, value in values.items()))
+    outcome = _load_with({CONFIG_FILE_VARIABLE: str(config)})
+    assert isinstance(outcome, Settings | ConfigError)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=ENV_TEXT)
+def test_any_config_file_text_yields_settings_or_a_config_error(tmp_path, text):
+    config = tmp_path / "bastion.toml"
+    config.write_text(text, encoding="utf-8")
     outcome = _load_with({CONFIG_FILE_VARIABLE: str(config)})
     assert isinstance(outcome, Settings | ConfigError)
 
