@@ -1,5 +1,7 @@
 """Tenants and memberships on SQLite and PostgreSQL: scoping, roles, last owner, audit."""
 
+import threading
+
 import pytest
 from sqlalchemy import select
 
@@ -14,6 +16,7 @@ from bastion.access import (
     SlugTaken,
     TenantNotFound,
 )
+from bastion.access.models import MembershipRow
 from bastion.audit import AuditFilter, AuditQuery
 from bastion.crypto.models import TenantKey
 from tests.support.identity import CLIENT
@@ -209,3 +212,37 @@ def test_every_change_lands_on_the_tenants_chain(rig, access, users, audit_log):
     assert all(item.actor == audit_log.pseudonym_for(users["ann"]) for item in page.items)
     assert page.items[1].details == {"from": "member", "to": "viewer"}
     assert page.items[0].target == users["bob"]
+
+
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(rig, access, users):
+    tenant = _tenant(rig, access, users["ann"])
+    _add(rig, access, tenant, users["ann"], users["bob"], role=Role.OWNER)
+    barrier = threading.Barrier(2)
+    outcomes = {}
+
+    def demote(actor, target):
+        try:
+            with rig.uow.begin() as session:
+                context = access.resolve(session, user_id=users[actor], tenant_ref="acme")
+                barrier.wait(timeout=10)
+                access.change_role(
+                    session, context, user_id=users[target], role=Role.ADMIN, client=CLIENT
+                )
+            outcomes[actor] = "done"
+        except LastOwner:
+            outcomes[actor] = "last owner"
+
+    threads = [
+        threading.Thread(target=demote, args=("ann", "bob")),
+        threading.Thread(target=demote, args=("bob", "ann")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes.values()) == ["done", "last owner"]
+    with rig.uow.begin() as session:
+        roles = session.scalars(
+            select(MembershipRow.role).where(MembershipRow.tenant_id == tenant.id)
+        ).all()
+    assert sorted(roles) == ["admin", "owner"]

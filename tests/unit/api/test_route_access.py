@@ -58,6 +58,13 @@ def test_every_route_under_a_tenant_requires_a_permission(routes):
         assert rule.permission is not None
 
 
+def test_a_permission_is_only_declared_where_a_tenant_is_in_the_path(routes):
+    # requires() reads {tenant} from the path; elsewhere it would silently become a query string.
+    for route in routes:
+        if route.rules[0].kind is AccessKind.PERMISSION:
+            assert "{tenant}" in route.path, _name(route)
+
+
 def test_the_walker_catches_a_route_that_declares_nothing():
     app = FastAPI()
 
