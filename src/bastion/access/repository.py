@@ -47,13 +47,17 @@ def membership_for(
     return None if found is None else (found[0], found[1])
 
 
-def memberships_of_user(session: Session, user_id: str) -> list[tuple[TenantRow, MembershipRow]]:
+def memberships_of_user(
+    session: Session, user_id: str, *, after_slug: str | None, limit: int
+) -> list[tuple[TenantRow, MembershipRow]]:
     statement = (
         select(TenantRow, MembershipRow)
         .join(MembershipRow, MembershipRow.tenant_id == TenantRow.id)
         .where(MembershipRow.user_id == user_id)
-        .order_by(TenantRow.slug)
     )
+    if after_slug is not None:
+        statement = statement.where(TenantRow.slug > after_slug)
+    statement = statement.order_by(TenantRow.slug).limit(limit)
     return [(tenant, membership) for tenant, membership in session.execute(statement).all()]
 
 

@@ -46,7 +46,7 @@ TENANT_ID_PATTERN: Final = re.compile(
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
 MAX_TENANT_REF_CHARS: Final = 63
-MAX_MEMBERS_PAGE: Final = 200
+MAX_PAGE_SIZE: Final = 200
 
 
 class TenantKeys(Protocol):
@@ -61,7 +61,9 @@ class Access(Protocol):
     def create_tenant(
         self, session: Session, *, user_id: str, name: str, slug: str, client: ClientInfo
     ) -> Tenant: ...
-    def my_tenants(self, session: Session, *, user_id: str) -> list[TenantMembership]: ...
+    def my_tenants(
+        self, session: Session, *, user_id: str, after: str | None = None, limit: int = 50
+    ) -> list[TenantMembership]: ...
     def resolve(self, session: Session, *, user_id: str, tenant_ref: str) -> TenantContext: ...
     def authorize(
         self,
@@ -149,11 +151,15 @@ class SqlAccess:
         )
         return tenant
 
-    def my_tenants(self, session: Session, *, user_id: str) -> list[TenantMembership]:
-        """Every tenant ``user_id`` belongs to, with the role, ordered by slug."""
+    def my_tenants(
+        self, session: Session, *, user_id: str, after: str | None = None, limit: int = 50
+    ) -> list[TenantMembership]:
+        """A page of the tenants ``user_id`` belongs to, with the role, by slug after ``after``."""
+        size = max(1, min(limit, MAX_PAGE_SIZE))
+        rows = repository.memberships_of_user(session, user_id, after_slug=after, limit=size)
         return [
             TenantMembership(tenant=_tenant(tenant), role=Role(membership.role))
-            for tenant, membership in repository.memberships_of_user(session, user_id)
+            for tenant, membership in rows
         ]
 
     def resolve(self, session: Session, *, user_id: str, tenant_ref: str) -> TenantContext:
@@ -205,7 +211,7 @@ class SqlAccess:
         self, session: Session, context: TenantContext, *, after: str | None, limit: int
     ) -> list[Member]:
         """A page of the tenant's members ordered by user id, after ``after``."""
-        size = max(1, min(limit, MAX_MEMBERS_PAGE))
+        size = max(1, min(limit, MAX_PAGE_SIZE))
         rows = repository.members(session, context.tenant_id, after_user_id=after, limit=size)
         return [_member(row) for row in rows]
 

@@ -246,3 +246,13 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(rig, access, use
             select(MembershipRow.role).where(MembershipRow.tenant_id == tenant.id)
         ).all()
     assert sorted(roles) == ["admin", "owner"]
+
+
+def test_my_tenants_are_paged_by_slug(rig, access, users):
+    for slug in ("delta", "alpha", "charlie", "bravo"):
+        _tenant(rig, access, users["ann"], slug=slug)
+    with rig.uow.begin() as session:
+        first = access.my_tenants(session, user_id=users["ann"], limit=3)
+        rest = access.my_tenants(session, user_id=users["ann"], after=first[-1].tenant.slug)
+        assert access.my_tenants(session, user_id=users["bob"]) == []
+    assert [m.tenant.slug for m in first + rest] == ["alpha", "bravo", "charlie", "delta"]

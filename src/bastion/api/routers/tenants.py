@@ -68,14 +68,21 @@ def list_my_tenants(
     principal: Annotated[Principal, authenticated()],
     container: ContainerDep,
     session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=63)] = None,
 ) -> MyTenantList:
-    """The tenants the caller is a member of, with the caller's role (one page)."""
-    memberships = container.access.my_tenants(session, user_id=principal.user_id)
+    """The tenants the caller is a member of, with the caller's role, ordered by slug;
+    ``cursor`` (the last slug of a page) continues after it."""
+    memberships = container.access.my_tenants(
+        session, user_id=principal.user_id, after=cursor, limit=limit + 1
+    )
+    page = memberships[:limit]
     return MyTenantList(
         items=[
             MyTenant(id=m.tenant.id, slug=m.tenant.slug, name=m.tenant.name, role=m.role)
-            for m in memberships
-        ]
+            for m in page
+        ],
+        next_cursor=page[-1].tenant.slug if len(memberships) > limit else None,
     )
 
 
