@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from bastion.access import SqlAccess
+from bastion.access import SqlAccess, SqlInvitations
 from bastion.audit import AuditEvent, AuditLog, AuditVerifier, Checkpointer, Keys
 from bastion.audit.canonical import key_id_for
 from bastion.backup import BackupService, BackupTarget, LocalTarget, S3Target, s3_client
@@ -61,6 +61,7 @@ class Container:
     outbox: Outbox
     backup: BackupService
     access: SqlAccess
+    invitations: SqlInvitations
     notes: list[str] = field(default_factory=list)
 
 
@@ -75,6 +76,7 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     audit_log = AuditLog(pseudonymizer=keyring, clock=clock, settings=settings.audit)
     keyring.record_events_with(_key_event_recorder(audit_log))
     outbox = build_outbox(settings)
+    access = SqlAccess(keys=keyring, audit_log=audit_log, clock=clock)
     return Container(
         settings=settings,
         engine=engine,
@@ -88,7 +90,10 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
         backup=build_backup(
             settings, engine=engine, uow=uow, keyring=keyring, audit_log=audit_log, clock=clock
         ),
-        access=SqlAccess(keys=keyring, audit_log=audit_log, clock=clock),
+        access=access,
+        invitations=SqlInvitations(
+            access=access, keys=keyring, outbox=outbox, clock=clock, base_url=settings.base_url
+        ),
         identity=build_identity(
             settings,
             keys=keyring,

@@ -5,7 +5,7 @@ import json
 import httpx
 import pytest
 
-from tests.support.identity import CHEAP_ARGON2_ENV
+from tests.support.identity import CHEAP_ARGON2_ENV, last_token
 from tests.support.server import ServerProcess
 
 PASSWORD = "correct horse battery staple"
@@ -267,3 +267,45 @@ def test_a_removed_member_is_refused_on_the_other_process_at_once(two_servers):
     # The session itself lives on for the member's own account; only the tenant is gone.
     assert a.client.get("/api/v1/me", headers=member.headers).status_code == 200
     assert a.client.get("/api/v1/tenants", headers=member.headers).json()["items"] == []
+
+
+def test_an_invitation_by_e_mail_is_accepted_once_by_the_invited_account(server):
+    owner = User(server, "owner-invite@example.com")
+    _create(server, owner, "invite-co", name="Invite Co")
+    sent = server.client.post(
+        "/api/v1/tenants/invite-co/invitations",
+        json={"email": "Invitee@Example.com", "role": "viewer"},
+        headers=owner.headers,
+    )
+    assert sent.status_code == 201, sent.text
+    assert set(sent.json()) == {"id", "email", "role", "expires_at"}
+    token = last_token(
+        server.data_dir / "mail", to="invitee@example.com", subject_contains="Invite Co"
+    )
+    assert token not in sent.text
+
+    someone_else = User(server, "not-invitee@example.com")
+    path = f"/api/v1/invitations/{token}/accept"
+    _problem(
+        server.client.post(path, headers=someone_else.headers), 400, "access.invitation_invalid"
+    )
+
+    invitee = User(server, "invitee@example.com")
+    accepted = server.client.post(path, headers=invitee.headers)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["role"] == "viewer"
+    assert accepted.json()["tenant"]["slug"] == "invite-co"
+    assert (
+        server.client.get("/api/v1/tenants/invite-co", headers=invitee.headers).json()["role"]
+        == "viewer"
+    )
+    _problem(server.client.post(path, headers=invitee.headers), 400, "access.invitation_invalid")
+    _problem(
+        server.client.post(
+            "/api/v1/tenants/invite-co/invitations",
+            json={"email": "x@example.com", "role": "member"},
+            headers=invitee.headers,
+        ),
+        403,
+        "access.permission_denied",
+    )

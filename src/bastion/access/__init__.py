@@ -4,20 +4,23 @@ Owns the ``tenants`` and ``memberships`` tables, the ``Permission`` vocabulary a
 role-to-permission matrix (``permissions``). Decides whether a principal may do something in a
 tenant, always from the membership as stored at the time of the request. Never imports the api,
 cli or web edges, never commits, and never caches a membership or a role (revocation is
-immediate across processes). Invitations, API keys, break-glass grants, IP allow-lists, the
-tenant MFA requirement, access reviews and custom roles arrive later in issue 6.
+immediate across processes). Invitations go out by e-mail (``invitations``). API keys,
+break-glass grants, IP allow-lists, the tenant MFA requirement, access reviews and custom roles
+arrive later in issue 6.
 """
 
 from bastion.access.errors import (
     AccessError,
     AlreadyMember,
     InvalidSlug,
+    InvitationInvalid,
     LastOwner,
     MemberNotFound,
     PermissionDenied,
     SlugTaken,
     TenantNotFound,
 )
+from bastion.access.invitations import InvitationKeys, SqlInvitations
 from bastion.access.permissions import (
     ROLE_PERMISSIONS,
     Permission,
@@ -28,6 +31,7 @@ from bastion.access.permissions import (
 from bastion.access.service import Access, SqlAccess, TenantKeys
 from bastion.access.types import (
     AccessAction,
+    Invitation,
     Member,
     Tenant,
     TenantContext,
@@ -42,6 +46,9 @@ __all__ = [
     "AccessError",
     "AlreadyMember",
     "InvalidSlug",
+    "Invitation",
+    "InvitationInvalid",
+    "InvitationKeys",
     "LastOwner",
     "Member",
     "MemberNotFound",
@@ -50,6 +57,7 @@ __all__ = [
     "Role",
     "SlugTaken",
     "SqlAccess",
+    "SqlInvitations",
     "Tenant",
     "TenantContext",
     "TenantId",

@@ -12,7 +12,7 @@ AccessError
 
 from __future__ import annotations
 
-from bastion.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
+from bastion.errors import AppError, Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 
 
 class AccessError(AppError):
@@ -58,3 +58,10 @@ class InvalidSlug(AccessError, Unprocessable):
         "A slug has 3 to 63 characters: lower-case letters, digits and inner hyphens, "
         "and must not look like a tenant id."
     )
+
+
+class InvitationInvalid(AccessError, InvalidInput):
+    # One answer for unknown, used, expired and "not your address": the token is the secret,
+    # and the answer must not say which of these applies.
+    code = "access.invitation_invalid"
+    public_message = "This invitation is not valid: unknown, already used, or expired."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String
+from sqlalchemy import DateTime, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bastion.db.base import Base
@@ -36,3 +36,26 @@ class MembershipRow(Base):
 
     def __repr__(self) -> str:
         return f"<MembershipRow tenant_id={self.tenant_id!r} user_id={self.user_id!r}>"
+
+
+class InvitationRow(Base):
+    """An e-mailed, single-use, expiring invitation to join a tenant with a role.
+
+    The address is personal data: stored only sealed under the system data key, bound to this
+    row's id. The token is stored as its SHA-256 digest.
+    """
+
+    __tablename__ = "invitations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    email_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    invited_by: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_by: Mapped[str | None] = mapped_column(String(36))

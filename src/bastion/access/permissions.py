@@ -29,6 +29,7 @@ class Permission(enum.StrEnum):
     TENANT_READ = "access:tenant:read"
     MEMBER_READ = "access:member:read"
     MEMBER_ADD = "access:member:add"
+    MEMBER_INVITE = "access:invitation:create"
     MEMBER_UPDATE = "access:member:update"
     MEMBER_REMOVE = "access:member:remove"
     # Granting, changing or removing the owner role: separate, so an admin who manages members
@@ -40,7 +41,12 @@ class Permission(enum.StrEnum):
 
 
 _MEMBER_MANAGEMENT: Final = frozenset(
-    {Permission.MEMBER_ADD, Permission.MEMBER_UPDATE, Permission.MEMBER_REMOVE}
+    {
+        Permission.MEMBER_ADD,
+        Permission.MEMBER_INVITE,
+        Permission.MEMBER_UPDATE,
+        Permission.MEMBER_REMOVE,
+    }
 )
 _AUDIT: Final = frozenset(
     {Permission.AUDIT_EVENT_READ, Permission.AUDIT_EVENT_EXPORT, Permission.ACCESS_REVIEW_READ}

@@ -317,6 +317,27 @@ class SqlAccess:
             client=client,
         )
 
+    def record(
+        self,
+        session: Session,
+        context: TenantContext,
+        action: AccessAction,
+        *,
+        target: str | None,
+        client: ClientInfo,
+        details: dict[str, JsonValue] | None = None,
+    ) -> None:
+        """Append a successful access action by the context's member to the tenant's chain."""
+        self._record(
+            session,
+            context.tenant_id,
+            action,
+            actor=context.user_id,
+            target=target,
+            client=client,
+            details=details,
+        )
+
     def _member_for_change(
         self, session: Session, context: TenantContext, user_id: str, *, client: ClientInfo
     ) -> MembershipRow:

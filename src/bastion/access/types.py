@@ -21,6 +21,8 @@ class AccessAction(enum.StrEnum):
     MEMBER_REMOVED = "access.member_removed"
     PERMISSION_DENIED = "access.permission_denied"
     AUDIT_EXPORTED = "access.audit_exported"
+    INVITATION_CREATED = "access.invitation_created"
+    INVITATION_ACCEPTED = "access.invitation_accepted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +63,13 @@ class TenantContext:
 
     def has_permission(self, permission: Permission) -> bool:
         return is_allowed(self.role, permission)
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """An invitation as its creator sees it (the token went by e-mail and is never shown)."""
+
+    id: str
+    email: str
+    role: Role
+    expires_at: datetime

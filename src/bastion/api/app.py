@@ -8,7 +8,7 @@ from bastion import __version__
 from bastion.api.access import authenticated, public
 from bastion.api.errors import install_error_handlers
 from bastion.api.middleware import EdgeMiddleware
-from bastion.api.routers import audit, auth, bootstrap, health, me, tenants
+from bastion.api.routers import audit, auth, bootstrap, health, invitations, me, tenants
 from bastion.bootstrap import Container
 
 OPENAPI_URL = "/api/openapi.json"
@@ -35,6 +35,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(me.router, dependencies=[authenticated(allow_mfa_enrolment=True)])
     app.include_router(tenants.router)
     app.include_router(audit.router)
+    app.include_router(invitations.router)
     http = container.settings.http
     app.add_middleware(
         EdgeMiddleware,

@@ -81,3 +81,20 @@ class AuditEventOut(BaseModel):
 class AuditEventList(BaseModel):
     items: list[AuditEventOut]
     next_cursor: str | None
+
+
+class InviteRequest(_Request):
+    email: Annotated[str, StringConstraints(min_length=3, max_length=320)]
+    role: Role
+
+
+class InvitationOut(BaseModel):
+    id: str
+    email: str
+    role: Role
+    expires_at: datetime
+
+
+class AcceptedInvitation(BaseModel):
+    tenant: TenantOut
+    role: Role

@@ -1,4 +1,4 @@
-"""Access: tenants and memberships (roles owner, admin, member, viewer, auditor).
+"""Access: tenants, memberships (roles owner, admin, member, viewer, auditor), invitations.
 
 Revision ID: 0007
 Revises: 0006
@@ -52,9 +52,37 @@ def upgrade() -> None:
         ),
     )
     op.create_index(op.f("ix_memberships_user_id"), "memberships", ["user_id"])
+    op.create_table(
+        "invitations",
+        sa.Column("id", sa.String(36), nullable=False),
+        sa.Column("tenant_id", sa.String(36), nullable=False),
+        sa.Column("email_sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("token_hash", sa.LargeBinary(32), nullable=False),
+        sa.Column("invited_by", sa.String(36), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("accepted_by", sa.String(36), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_invitations")),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_invitations_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_invitations_token_hash")),
+        sa.CheckConstraint(
+            "role IN (" + ", ".join(f"'{role}'" for role in ROLES) + ")",
+            name=op.f("ck_invitations_role"),
+        ),
+    )
+    op.create_index(op.f("ix_invitations_tenant_id"), "invitations", ["tenant_id"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_invitations_tenant_id"), table_name="invitations")
+    op.drop_table("invitations")
     op.drop_index(op.f("ix_memberships_user_id"), table_name="memberships")
     op.drop_table("memberships")
     op.drop_table("tenants")

@@ -1,0 +1,168 @@
+"""Invitations by e-mail: single-use, expiring tokens that add their holder to a tenant.
+
+The token goes only to the invited address (through the mail outbox); the database keeps its
+SHA-256 digest and the address sealed under the system data key. Accepting needs a signed-in
+account whose address is the invited one, so a forwarded or leaked token alone adds nobody.
+Creating and accepting are audited on the tenant's chain (without the address: personal data
+stays out of the append-only log).
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime, timedelta
+from typing import Final, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bastion.access import repository
+from bastion.access.errors import AlreadyMember, InvitationInvalid
+from bastion.access.models import InvitationRow
+from bastion.access.permissions import Permission, Role
+from bastion.access.service import SqlAccess
+from bastion.access.types import AccessAction, Invitation, TenantContext
+from bastion.identity import ClientInfo, normalise_email
+from bastion.kernel.clock import Clock
+from bastion.kernel.ids import new_id, new_token, token_digest
+from bastion.mail import Outbox, OutgoingMail
+
+INVITATION_LIFETIME: Final = timedelta(days=7)
+EMAIL_PURPOSE: Final = "access.invitation_email"
+MAX_TOKEN_CHARS: Final = 128
+
+
+class InvitationKeys(Protocol):
+    """The keyring recipes invitations need (``crypto.Keyring`` satisfies it)."""
+
+    def seal_system(self, *, purpose: str, record_id: str, plaintext: bytes) -> bytes: ...
+    def open_system(self, *, purpose: str, record_id: str, sealed: bytes) -> bytes: ...
+
+
+class SqlInvitations:
+    """Invite by e-mail and accept, over the ``invitations`` table."""
+
+    def __init__(
+        self,
+        *,
+        access: SqlAccess,
+        keys: InvitationKeys,
+        outbox: Outbox,
+        clock: Clock,
+        base_url: str,
+    ) -> None:
+        self._access = access
+        self._keys = keys
+        self._outbox = outbox
+        self._clock = clock
+        self._base_url = base_url.rstrip("/")
+
+    def invite(
+        self,
+        session: Session,
+        context: TenantContext,
+        *,
+        email: str,
+        role: Role,
+        client: ClientInfo,
+    ) -> Invitation:
+        """Mail a single-use invitation to ``email`` for ``role`` (owner needs OWNER_MANAGE).
+
+        Raises InvalidEmail for a malformed address, PermissionDenied for an owner invitation
+        by a non-owner. The mail is sent before the transaction commits: if the commit then
+        fails, the mailed token is simply unknown.
+        """
+        if role is Role.OWNER:
+            self._access.authorize(session, context, Permission.OWNER_MANAGE, client=client)
+        address = normalise_email(email)
+        now = self._clock.now()
+        token = new_token()
+        row = InvitationRow(
+            id=new_id(),
+            tenant_id=context.tenant_id,
+            role=role.value,
+            token_hash=token_digest(token),
+            invited_by=context.user_id,
+            created_at=now,
+            expires_at=now + INVITATION_LIFETIME,
+        )
+        row.email_sealed = self._keys.seal_system(
+            purpose=EMAIL_PURPOSE, record_id=row.id, plaintext=address.value.encode("utf-8")
+        )
+        session.add(row)
+        session.flush()
+        self._access.record(
+            session,
+            context,
+            AccessAction.INVITATION_CREATED,
+            target=row.id,
+            client=client,
+            details={"role": role.value},
+        )
+        self._outbox.send(self._mail(address.value, context, token, role), now=now)
+        return Invitation(id=row.id, email=address.value, role=role, expires_at=row.expires_at)
+
+    def accept(
+        self, session: Session, *, token: str, user_id: str, email: str, client: ClientInfo
+    ) -> TenantContext:
+        """Join the invitation's tenant with its role; the token then never works again.
+
+        ``email`` is the signed-in account's address. InvitationInvalid for an unknown, used or
+        expired token or another address; AlreadyMember if the account is already in.
+        """
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            raise InvitationInvalid
+        digest = token_digest(token)
+        row = session.scalars(
+            select(InvitationRow).where(InvitationRow.token_hash == digest).with_for_update()
+        ).one_or_none()
+        now = self._clock.now()
+        if (
+            row is None
+            or not hmac.compare_digest(row.token_hash, digest)
+            or row.accepted_at is not None
+            or _utc(row.expires_at) <= now
+        ):
+            raise InvitationInvalid
+        invited = self._keys.open_system(
+            purpose=EMAIL_PURPOSE, record_id=row.id, sealed=row.email_sealed
+        ).decode("utf-8")
+        if normalise_email(invited).lookup_key != normalise_email(email).lookup_key:
+            raise InvitationInvalid
+        if repository.member(session, row.tenant_id, user_id) is not None:
+            raise AlreadyMember
+        role = Role(row.role)
+        repository.add_membership(session, row.tenant_id, user_id=user_id, role=role, now=now)
+        row.accepted_at = now
+        row.accepted_by = user_id
+        session.flush()
+        context = self._access.resolve(session, user_id=user_id, tenant_ref=row.tenant_id)
+        self._access.record(
+            session,
+            context,
+            AccessAction.INVITATION_ACCEPTED,
+            target=row.id,
+            client=client,
+            details={"role": role.value},
+        )
+        return context
+
+    def _mail(self, to: str, context: TenantContext, token: str, role: Role) -> OutgoingMail:
+        days = INVITATION_LIFETIME.days
+        return OutgoingMail(
+            to_address=to,
+            # A tenant name is up to 200 characters; the subject must stay within the mail limit.
+            subject=f"You are invited to join {context.tenant.name[:120]} on Bastion",
+            body=(
+                f"You are invited to join {context.tenant.name} as {role.value}.\n\n"
+                f"Invitation token (valid {days} days, works once):\n{token}\n\n"
+                f"Accept it signed in as {to}: POST {self._base_url}/api/v1/invitations/"
+                "<token>/accept\n\n"
+                "If you did not expect this, ignore this message.\n"
+            ),
+        )
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite returns naive datetimes; every stored time is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

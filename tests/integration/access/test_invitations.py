@@ -1,0 +1,127 @@
+"""Invitations by e-mail on SQLite and PostgreSQL: single use, expiry, address binding, audit."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bastion.access import (
+    AlreadyMember,
+    InvitationInvalid,
+    PermissionDenied,
+    Role,
+    SqlInvitations,
+    TenantNotFound,
+)
+from bastion.access.models import InvitationRow
+from bastion.audit import AuditQuery
+from bastion.mail import DirectoryOutbox
+from tests.support.identity import CLIENT, last_token
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def invitations(rig, access, tmp_path):
+    outbox = DirectoryOutbox(directory=tmp_path / "invites", sender="Bastion <b@example.com>")
+    return SqlInvitations(
+        access=access, keys=rig.keyring, outbox=outbox, clock=rig.clock, base_url="https://x"
+    )
+
+
+def _user(rig, email):
+    with rig.uow.begin() as session:
+        return rig.identity.signup(
+            session, email=email, password=PASSWORD, name=None, client=CLIENT
+        ).id
+
+
+@pytest.fixture
+def tenant(rig, access):
+    owner = _user(rig, "owner@example.com")
+    with rig.uow.begin() as session:
+        access.create_tenant(session, user_id=owner, name="Acme", slug="acme", client=CLIENT)
+    with rig.uow.begin() as session:
+        return access.resolve(session, user_id=owner, tenant_ref="acme")
+
+
+def _invite(rig, invitations, context, email="New.Person@Example.com", role=Role.MEMBER):
+    with rig.uow.begin() as session:
+        return invitations.invite(session, context, email=email, role=role, client=CLIENT)
+
+
+def _accept(rig, invitations, token, user_id, email):
+    with rig.uow.begin() as session:
+        return invitations.accept(session, token=token, user_id=user_id, email=email, client=CLIENT)
+
+
+def test_an_invitation_is_mailed_and_accepted_once(rig, access, invitations, tenant, tmp_path):
+    invitation = _invite(rig, invitations, tenant)
+    assert invitation.email == "New.Person@example.com"
+    token = last_token(tmp_path / "invites", to="new.person@example.com", subject_contains="Acme")
+    with rig.uow.begin() as session:
+        (row,) = session.scalars(select(InvitationRow)).all()
+        assert b"new.person" not in row.email_sealed.lower()
+        assert token.encode() not in row.token_hash
+    newcomer = _user(rig, "new.person@example.com")
+    context = _accept(rig, invitations, token, newcomer, "NEW.PERSON@example.com")
+    assert (context.tenant_id, context.role) == (tenant.tenant_id, Role.MEMBER)
+    with pytest.raises(InvitationInvalid):
+        _accept(rig, invitations, token, newcomer, "new.person@example.com")
+
+
+def test_a_token_for_another_address_adds_nobody(rig, access, invitations, tenant, tmp_path):
+    _invite(rig, invitations, tenant)
+    token = last_token(tmp_path / "invites", to="new.person@example.com", subject_contains="Acme")
+    thief = _user(rig, "thief@example.com")
+    with pytest.raises(InvitationInvalid):
+        _accept(rig, invitations, token, thief, "thief@example.com")
+    with rig.uow.begin() as session, pytest.raises(TenantNotFound):
+        access.resolve(session, user_id=thief, tenant_ref="acme")
+    rightful = _user(rig, "new.person@example.com")
+    assert _accept(rig, invitations, token, rightful, "new.person@example.com").role is Role.MEMBER
+
+
+def test_an_expired_or_unknown_invitation_is_refused(rig, invitations, tenant, tmp_path):
+    _invite(rig, invitations, tenant, role=Role.VIEWER)
+    token = last_token(tmp_path / "invites", to="new.person@example.com", subject_contains="Acme")
+    newcomer = _user(rig, "new.person@example.com")
+    rig.advance(days=7, seconds=1)
+    with pytest.raises(InvitationInvalid):
+        _accept(rig, invitations, token, newcomer, "new.person@example.com")
+    with pytest.raises(InvitationInvalid):
+        _accept(rig, invitations, "x" * 43, newcomer, "new.person@example.com")
+
+
+def test_only_owners_invite_owners_and_members_cannot_join_twice(
+    rig, access, invitations, tenant, tmp_path
+):
+    admin = _user(rig, "admin@example.com")
+    with rig.uow.begin() as session:
+        access.add_member(session, tenant, user_id=admin, role=Role.ADMIN, client=CLIENT)
+    with rig.uow.begin() as session:
+        as_admin = access.resolve(session, user_id=admin, tenant_ref="acme")
+    with pytest.raises(PermissionDenied):
+        _invite(rig, invitations, as_admin, role=Role.OWNER)
+    _invite(rig, invitations, as_admin, email="admin@example.com", role=Role.VIEWER)
+    token = last_token(tmp_path / "invites", to="admin@example.com", subject_contains="Acme")
+    with pytest.raises(AlreadyMember):
+        _accept(rig, invitations, token, admin, "admin@example.com")
+
+
+def test_invitations_are_audited_without_the_address(rig, invitations, tenant, tmp_path, audit_log):
+    invitation = _invite(rig, invitations, tenant, role=Role.AUDITOR)
+    token = last_token(tmp_path / "invites", to="new.person@example.com", subject_contains="Acme")
+    newcomer = _user(rig, "new.person@example.com")
+    _accept(rig, invitations, token, newcomer, "new.person@example.com")
+    with rig.uow.begin() as session:
+        page = AuditQuery(audit_log=audit_log).search(session, tenant.tenant_id)
+    invites = [i for i in page.items if i.action.startswith("access.invitation_")]
+    assert [i.action for i in invites] == [
+        "access.invitation_accepted",
+        "access.invitation_created",
+    ]
+    assert all(i.target == invitation.id and i.details == {"role": "auditor"} for i in invites)
+    assert invites[0].actor == audit_log.pseudonym_for(newcomer)
+    assert "new.person" not in repr(page.items).lower()
+    assert invitation.expires_at - rig.clock.now() == timedelta(days=7)
