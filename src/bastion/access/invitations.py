@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bastion.access import repository
@@ -132,7 +133,15 @@ class SqlInvitations:
         if repository.member(session, row.tenant_id, user_id) is not None:
             raise AlreadyMember
         role = Role(row.role)
-        repository.add_membership(session, row.tenant_id, user_id=user_id, role=role, now=now)
+        try:
+            with session.begin_nested():
+                repository.add_membership(
+                    session, row.tenant_id, user_id=user_id, role=role, now=now
+                )
+        except IntegrityError:
+            # The same account accepting twice at once (SQLite ignores the row lock above):
+            # the membership's primary key lets one through; the other is told it is in.
+            raise AlreadyMember from None
         row.accepted_at = now
         row.accepted_by = user_id
         session.flush()

@@ -1,5 +1,6 @@
 """Invitations by e-mail on SQLite and PostgreSQL: single use, expiry, address binding, audit."""
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -125,3 +126,27 @@ def test_invitations_are_audited_without_the_address(rig, invitations, tenant, t
     assert invites[0].actor == audit_log.pseudonym_for(newcomer)
     assert "new.person" not in repr(page.items).lower()
     assert invitation.expires_at - rig.clock.now() == timedelta(days=7)
+
+
+def test_one_token_accepted_twice_at_once_adds_one_membership(rig, invitations, tenant, tmp_path):
+    _invite(rig, invitations, tenant)
+    token = last_token(tmp_path / "invites", to="new.person@example.com", subject_contains="Acme")
+    newcomer = _user(rig, "new.person@example.com")
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def accept():
+        barrier.wait(timeout=10)
+        try:
+            _accept(rig, invitations, token, newcomer, "new.person@example.com")
+            outcomes.append("joined")
+        except (AlreadyMember, InvitationInvalid) as refused:
+            outcomes.append(type(refused).__name__)
+
+    threads = [threading.Thread(target=accept) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcomes.count("joined") == 1
+    assert len(outcomes) == 2
