@@ -94,7 +94,8 @@ def test_readyz_reports_a_master_key_rotated_under_a_running_server(fresh_server
     # The running process still holds the old key: not ready, and it says why.
     ready = fresh_server.client.get("/readyz")
     assert ready.status_code == 503
-    assert "does not match the keyring" in ready.json()["checks"]["keys"]
+    assert ready.json()["checks"]["keys"] == "the master key cannot be used"
+    assert "does not match the keyring" in fresh_server.output()
     fresh_server.stop()
     fresh_server.start()
     assert fresh_server.client.get("/readyz").status_code == 200
