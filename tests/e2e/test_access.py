@@ -309,3 +309,27 @@ def test_an_invitation_by_e_mail_is_accepted_once_by_the_invited_account(server)
         403,
         "access.permission_denied",
     )
+
+
+def test_pending_invitations_are_listed_and_revoked_by_owners_only(server):
+    owner = User(server, "owner-revoke@example.com")
+    stranger = User(server, "stranger-revoke@example.com")
+    _create(server, owner, "revoke-co", name="Revoke Co")
+    sent = server.client.post(
+        "/api/v1/tenants/revoke-co/invitations",
+        json={"email": "later@example.com", "role": "member"},
+        headers=owner.headers,
+    ).json()
+    listed = server.client.get("/api/v1/tenants/revoke-co/invitations", headers=owner.headers)
+    assert listed.json()["items"] == [sent]
+    path = f"/api/v1/tenants/revoke-co/invitations/{sent['id']}"
+    _problem(server.client.delete(path, headers=stranger.headers), 404, "access.tenant_not_found")
+    assert server.client.delete(path, headers=owner.headers).status_code == 204
+    _problem(server.client.delete(path, headers=owner.headers), 404)
+    token = last_token(server.data_dir / "mail", to="later@example.com", subject_contains="Revoke")
+    later = User(server, "later@example.com")
+    _problem(
+        server.client.post(f"/api/v1/invitations/{token}/accept", headers=later.headers),
+        400,
+        "access.invitation_invalid",
+    )

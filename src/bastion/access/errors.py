@@ -30,6 +30,11 @@ class MemberNotFound(AccessError, NotFound):
     public_message = "No such member in this tenant."
 
 
+class InvitationNotFound(AccessError, NotFound):
+    code = "access.invitation_not_found"
+    public_message = "No such pending invitation in this tenant."
+
+
 class PermissionDenied(AccessError, Forbidden):
     code = "access.permission_denied"
     public_message = "Your role in this tenant does not allow this."

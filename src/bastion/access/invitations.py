@@ -10,7 +10,7 @@ stays out of the append-only log).
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Final, Protocol
 
 from sqlalchemy import select
@@ -18,10 +18,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bastion.access import repository
-from bastion.access.errors import AlreadyMember, InvitationInvalid
+from bastion.access.errors import AlreadyMember, InvitationInvalid, InvitationNotFound
 from bastion.access.models import InvitationRow
 from bastion.access.permissions import Permission, Role
-from bastion.access.service import SqlAccess
+from bastion.access.service import SqlAccess, utc
 from bastion.access.types import AccessAction, Invitation, TenantContext
 from bastion.identity import ClientInfo, normalise_email
 from bastion.kernel.clock import Clock
@@ -31,6 +31,7 @@ from bastion.mail import Outbox, OutgoingMail
 INVITATION_LIFETIME: Final = timedelta(days=7)
 EMAIL_PURPOSE: Final = "access.invitation_email"
 MAX_TOKEN_CHARS: Final = 128
+MAX_PAGE_SIZE: Final = 200
 
 
 class InvitationKeys(Protocol):
@@ -122,7 +123,7 @@ class SqlInvitations:
             row is None
             or not hmac.compare_digest(row.token_hash, digest)
             or row.accepted_at is not None
-            or _utc(row.expires_at) <= now
+            or utc(row.expires_at) <= now
         ):
             raise InvitationInvalid
         invited = self._keys.open_system(
@@ -156,6 +157,55 @@ class SqlInvitations:
         )
         return context
 
+    def pending(
+        self, session: Session, context: TenantContext, *, after: str | None, limit: int
+    ) -> list[Invitation]:
+        """The tenant's invitations not yet accepted nor expired, by id after ``after``."""
+        statement = select(InvitationRow).where(
+            InvitationRow.tenant_id == context.tenant_id,
+            InvitationRow.accepted_at.is_(None),
+            InvitationRow.expires_at > self._clock.now(),
+        )
+        if after is not None:
+            statement = statement.where(InvitationRow.id > after)
+        size = max(1, min(limit, MAX_PAGE_SIZE))
+        rows = session.scalars(statement.order_by(InvitationRow.id).limit(size))
+        return [self._invitation(row) for row in rows]
+
+    def revoke(
+        self, session: Session, context: TenantContext, *, invitation_id: str, client: ClientInfo
+    ) -> None:
+        """Withdraw a pending invitation: its token stops working at once. InvitationNotFound
+        for an unknown id, another tenant's, or one already accepted."""
+        row = session.scalars(
+            select(InvitationRow).where(
+                InvitationRow.tenant_id == context.tenant_id,
+                InvitationRow.id == invitation_id,
+                InvitationRow.accepted_at.is_(None),
+            )
+        ).one_or_none()
+        if row is None:
+            raise InvitationNotFound
+        role = row.role
+        session.delete(row)
+        session.flush()
+        self._access.record(
+            session,
+            context,
+            AccessAction.INVITATION_REVOKED,
+            target=invitation_id,
+            client=client,
+            details={"role": role},
+        )
+
+    def _invitation(self, row: InvitationRow) -> Invitation:
+        email = self._keys.open_system(
+            purpose=EMAIL_PURPOSE, record_id=row.id, sealed=row.email_sealed
+        ).decode("utf-8")
+        return Invitation(
+            id=row.id, email=email, role=Role(row.role), expires_at=utc(row.expires_at)
+        )
+
     def _mail(self, to: str, context: TenantContext, token: str, role: Role) -> OutgoingMail:
         days = INVITATION_LIFETIME.days
         return OutgoingMail(
@@ -170,8 +220,3 @@ class SqlInvitations:
                 "If you did not expect this, ignore this message.\n"
             ),
         )
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite returns naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

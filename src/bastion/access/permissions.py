@@ -30,6 +30,8 @@ class Permission(enum.StrEnum):
     MEMBER_READ = "access:member:read"
     MEMBER_ADD = "access:member:add"
     MEMBER_INVITE = "access:invitation:create"
+    INVITATION_READ = "access:invitation:read"
+    INVITATION_REVOKE = "access:invitation:revoke"
     MEMBER_UPDATE = "access:member:update"
     MEMBER_REMOVE = "access:member:remove"
     # Granting, changing or removing the owner role: separate, so an admin who manages members
@@ -44,6 +46,8 @@ _MEMBER_MANAGEMENT: Final = frozenset(
     {
         Permission.MEMBER_ADD,
         Permission.MEMBER_INVITE,
+        Permission.INVITATION_READ,
+        Permission.INVITATION_REVOKE,
         Permission.MEMBER_UPDATE,
         Permission.MEMBER_REMOVE,
     }

@@ -10,6 +10,7 @@ the caller's transaction; the service never commits.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Final, Protocol
 
 from sqlalchemy.exc import IntegrityError
@@ -378,9 +379,14 @@ class SqlAccess:
         )
 
 
+def utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC time: SQLite hands back naive datetimes, all stored in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _tenant(row: TenantRow) -> Tenant:
-    return Tenant(id=TenantId(row.id), slug=row.slug, name=row.name, created_at=row.created_at)
+    return Tenant(id=TenantId(row.id), slug=row.slug, name=row.name, created_at=utc(row.created_at))
 
 
 def _member(row: MembershipRow) -> Member:
-    return Member(user_id=row.user_id, role=Role(row.role), joined_at=row.created_at)
+    return Member(user_id=row.user_id, role=Role(row.role), joined_at=utc(row.created_at))

@@ -23,6 +23,7 @@ class AccessAction(enum.StrEnum):
     AUDIT_EXPORTED = "access.audit_exported"
     INVITATION_CREATED = "access.invitation_created"
     INVITATION_ACCEPTED = "access.invitation_accepted"
+    INVITATION_REVOKED = "access.invitation_revoked"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from bastion.access import (
     AlreadyMember,
     InvitationInvalid,
+    InvitationNotFound,
     PermissionDenied,
     Role,
     SqlInvitations,
@@ -150,3 +151,41 @@ def test_one_token_accepted_twice_at_once_adds_one_membership(rig, invitations, 
         thread.join(timeout=30)
     assert outcomes.count("joined") == 1
     assert len(outcomes) == 2
+
+
+def test_pending_invitations_are_listed_and_a_revoked_one_is_dead(
+    rig, access, invitations, tenant, tmp_path
+):
+    first = _invite(rig, invitations, tenant, email="one@example.com")
+    second = _invite(rig, invitations, tenant, email="two@example.com", role=Role.VIEWER)
+    with rig.uow.begin() as session:
+        pending = invitations.pending(session, tenant, after=None, limit=50)
+    assert {(i.id, i.email, i.role) for i in pending} == {
+        (first.id, "one@example.com", Role.MEMBER),
+        (second.id, "two@example.com", Role.VIEWER),
+    }
+    with rig.uow.begin() as session:
+        invitations.revoke(session, tenant, invitation_id=first.id, client=CLIENT)
+    with rig.uow.begin() as session, pytest.raises(InvitationNotFound):
+        invitations.revoke(session, tenant, invitation_id=first.id, client=CLIENT)
+    token = last_token(tmp_path / "invites", to="one@example.com", subject_contains="Acme")
+    one = _user(rig, "one@example.com")
+    with pytest.raises(InvitationInvalid):
+        _accept(rig, invitations, token, one, "one@example.com")
+    rig.advance(days=8)
+    with rig.uow.begin() as session:
+        assert invitations.pending(session, tenant, after=None, limit=50) == []
+
+
+def test_another_tenants_invitation_cannot_be_revoked(rig, access, invitations, tenant):
+    invitation = _invite(rig, invitations, tenant)
+    other_owner = _user(rig, "other@example.com")
+    with rig.uow.begin() as session:
+        access.create_tenant(session, user_id=other_owner, name="O", slug="other", client=CLIENT)
+    with rig.uow.begin() as session:
+        other = access.resolve(session, user_id=other_owner, tenant_ref="other")
+    with rig.uow.begin() as session, pytest.raises(InvitationNotFound):
+        invitations.revoke(session, other, invitation_id=invitation.id, client=CLIENT)
+    with rig.uow.begin() as session:
+        assert invitations.pending(session, other, after=None, limit=50) == []
+        assert len(invitations.pending(session, tenant, after=None, limit=50)) == 1

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from bastion.access import Permission, TenantContext
 from bastion.api.access import authenticated, requires
 from bastion.api.deps import ClientDep, ContainerDep, SessionDep
 from bastion.api.schemas.access import (
     AcceptedInvitation,
+    InvitationList,
     InvitationOut,
     InviteRequest,
     TenantOut,
@@ -25,6 +26,8 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     403: {"description": "The caller's role lacks the permission (audited)."},
     404: {"description": "No such tenant, or the caller is not a member of it."},
 }
+MAX_PAGE = 200
+InvitationPath = Annotated[str, Path(min_length=1, max_length=36)]
 TokenPath = Annotated[str, Path(min_length=20, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -50,6 +53,43 @@ def invite(
         role=invitation.role,
         expires_at=invitation.expires_at,
     )
+
+
+@router.get("/api/v1/tenants/{tenant}/invitations", responses=PROBLEMS)
+def list_invitations(
+    context: Annotated[TenantContext, requires(Permission.INVITATION_READ)],
+    container: ContainerDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=36)] = None,
+) -> InvitationList:
+    """Pending invitations (not accepted, not expired), by id; ``cursor`` continues a page."""
+    found = container.invitations.pending(session, context, after=cursor, limit=limit + 1)
+    page = found[:limit]
+    return InvitationList(
+        items=[
+            InvitationOut(id=i.id, email=i.email, role=i.role, expires_at=i.expires_at)
+            for i in page
+        ],
+        next_cursor=page[-1].id if len(found) > limit else None,
+    )
+
+
+@router.delete(
+    "/api/v1/tenants/{tenant}/invitations/{invitation}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=PROBLEMS,
+)
+def revoke_invitation(
+    invitation: InvitationPath,
+    context: Annotated[TenantContext, requires(Permission.INVITATION_REVOKE)],
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> Response:
+    """Withdraw a pending invitation; its token stops working at once."""
+    container.invitations.revoke(session, context, invitation_id=invitation, client=client)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(

@@ -98,3 +98,8 @@ class InvitationOut(BaseModel):
 class AcceptedInvitation(BaseModel):
     tenant: TenantOut
     role: Role
+
+
+class InvitationList(BaseModel):
+    items: list[InvitationOut]
+    next_cursor: str | None
