@@ -32,8 +32,8 @@ from bastion.api.deps import (
     EnrollingPrincipalDep,
     PrincipalDep,
     SessionDep,
+    ensure_enrolled,
     get_enrolling_principal,
-    get_principal,
 )
 from bastion.identity import Principal
 
@@ -60,7 +60,7 @@ def _declare(function: Callable[..., Any], rule: AccessRule) -> Callable[..., An
     return function
 
 
-def _anyone() -> None:
+async def _anyone() -> None:
     return None
 
 
@@ -72,11 +72,11 @@ def public() -> Any:
     return Depends(_anyone)
 
 
-def _signed_in(principal: PrincipalDep) -> Principal:
+async def _signed_in(principal: PrincipalDep) -> Principal:
     return principal
 
 
-def _signed_in_enrolling(principal: EnrollingPrincipalDep) -> Principal:
+async def _signed_in_enrolling(principal: EnrollingPrincipalDep) -> Principal:
     return principal
 
 
@@ -86,7 +86,7 @@ def _signed_in_apart(request: Request, container: ContainerDep) -> Principal:
     # SQLite that would wait on the request's write lock if authentication had just refreshed
     # the session's last-seen time in the request transaction.
     with container.uow.begin() as session:
-        return get_principal(get_enrolling_principal(request, container, session))
+        return ensure_enrolled(get_enrolling_principal(request, container, session))
 
 
 for _function in (_signed_in, _signed_in_enrolling, _signed_in_apart):
