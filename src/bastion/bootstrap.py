@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import Engine, text
@@ -62,7 +62,6 @@ class Container:
     backup: BackupService
     access: SqlAccess
     invitations: SqlInvitations
-    notes: list[str] = field(default_factory=list)
 
 
 def build(settings: Settings, *, clock: Clock | None = None, create: bool = False) -> Container:

@@ -21,10 +21,10 @@ from bastion.access import repository
 from bastion.access.errors import AlreadyMember, InvitationInvalid, InvitationNotFound
 from bastion.access.models import InvitationRow
 from bastion.access.permissions import Permission, Role
-from bastion.access.service import SqlAccess, utc
+from bastion.access.service import SqlAccess
 from bastion.access.types import AccessAction, Invitation, TenantContext
 from bastion.identity import ClientInfo, normalise_email
-from bastion.kernel.clock import Clock
+from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
 from bastion.mail import Outbox, OutgoingMail
 
@@ -123,7 +123,7 @@ class SqlInvitations:
             row is None
             or not hmac.compare_digest(row.token_hash, digest)
             or row.accepted_at is not None
-            or utc(row.expires_at) <= now
+            or as_utc(row.expires_at) <= now
         ):
             raise InvitationInvalid
         invited = self._keys.open_system(
@@ -203,7 +203,7 @@ class SqlInvitations:
             purpose=EMAIL_PURPOSE, record_id=row.id, sealed=row.email_sealed
         ).decode("utf-8")
         return Invitation(
-            id=row.id, email=email, role=Role(row.role), expires_at=utc(row.expires_at)
+            id=row.id, email=email, role=Role(row.role), expires_at=as_utc(row.expires_at)
         )
 
     def _mail(self, to: str, context: TenantContext, token: str, role: Role) -> OutgoingMail:

@@ -10,7 +10,6 @@ the caller's transaction; the service never commits.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Final, Protocol
 
 from sqlalchemy.exc import IntegrityError
@@ -39,7 +38,7 @@ from bastion.access.types import (
 from bastion.audit import AuditEvent, AuditLog, Outcome
 from bastion.audit.events import JsonValue
 from bastion.identity import ClientInfo
-from bastion.kernel.clock import Clock
+from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id
 
 SLUG_PATTERN: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])")
@@ -379,14 +378,10 @@ class SqlAccess:
         )
 
 
-def utc(moment: datetime) -> datetime:
-    """``moment`` as an aware UTC time: SQLite hands back naive datetimes, all stored in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _tenant(row: TenantRow) -> Tenant:
-    return Tenant(id=TenantId(row.id), slug=row.slug, name=row.name, created_at=utc(row.created_at))
+    created_at = as_utc(row.created_at)
+    return Tenant(id=TenantId(row.id), slug=row.slug, name=row.name, created_at=created_at)
 
 
 def _member(row: MembershipRow) -> Member:
-    return Member(user_id=row.user_id, role=Role(row.role), joined_at=utc(row.created_at))
+    return Member(user_id=row.user_id, role=Role(row.role), joined_at=as_utc(row.created_at))

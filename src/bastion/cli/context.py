@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn
@@ -53,7 +52,3 @@ class SettingsLoader:
 def settings_from(ctx: typer.Context) -> Settings:
     loader: SettingsLoader = ctx.obj
     return loader.get()
-
-
-def is_interactive() -> bool:
-    return sys.stdout.isatty()

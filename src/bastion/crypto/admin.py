@@ -8,7 +8,7 @@ crash (even ``kill -9``) continues where it stopped and never makes data unreada
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final, NoReturn
 
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +46,7 @@ from bastion.crypto.reencrypt import ReencryptionTarget
 from bastion.crypto.repository import KeyRow, Owner, system_owner, tenant_owner
 from bastion.crypto.types import ErasureReceipt, KekRotationReport, KeyVersion, ReencryptionReport
 from bastion.errors import InvalidInput, StartupError
+from bastion.kernel.clock import as_utc
 
 if TYPE_CHECKING:
     from bastion.crypto.keyring import Keyring
@@ -68,20 +69,15 @@ def check_tenant_id(tenant: str) -> None:
         raise InvalidInput(f"a tenant id has 1 to {MAX_TENANT_ID_CHARS} characters")
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything Bastion stores is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def _version_info(owner: Owner, row: KeyRow) -> KeyVersion:
     return KeyVersion(
         owner=owner.name,
         version=row.version,
         status=row.status,
         encryptions_reserved=row.encryptions,
-        created_at=_aware(row.created_at),
-        superseded_at=_aware(row.superseded_at) if row.superseded_at else None,
-        retired_at=_aware(row.retired_at) if row.retired_at else None,
+        created_at=as_utc(row.created_at),
+        superseded_at=as_utc(row.superseded_at) if row.superseded_at else None,
+        retired_at=as_utc(row.retired_at) if row.retired_at else None,
     )
 
 
@@ -445,7 +441,7 @@ class KeyAdministration:
                 f"version {version} is tenant {tenant}'s active data key; rotate it first"
             )
         settle = timedelta(seconds=2 * self._keyring.cache_ttl_seconds)
-        superseded = _aware(row.superseded_at or row.created_at)
+        superseded = as_utc(row.superseded_at or row.created_at)
         if self._keyring.clock.now() - superseded < settle:
             raise KeyRetirementRefusedError(
                 f"version {version} of tenant {tenant} was superseded at "
@@ -578,7 +574,7 @@ def _rewrap(row: KeyRow, old: KeyProvider, new: KeyProvider, *, old_id: str, new
 
 
 def _receipt(tenant: str, erased_at: datetime, versions: int) -> ErasureReceipt:
-    return ErasureReceipt(tenant=tenant, erased_at=_aware(erased_at), versions_destroyed=versions)
+    return ErasureReceipt(tenant=tenant, erased_at=as_utc(erased_at), versions_destroyed=versions)
 
 
 def _secure_delete(session: Session) -> None:

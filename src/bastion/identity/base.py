@@ -23,7 +23,7 @@ from bastion.identity.keys import SystemKeys
 from bastion.identity.mfa import SecondFactors
 from bastion.identity.models import PasswordHistory, User
 from bastion.identity.passwords import PasswordHasher, PasswordPolicy, check_not_reused
-from bastion.identity.sessions import SessionPolicy, aware
+from bastion.identity.sessions import SessionPolicy
 from bastion.identity.types import (
     Account,
     ClientInfo,
@@ -31,7 +31,7 @@ from bastion.identity.types import (
     TokenPurpose,
     UserId,
 )
-from bastion.kernel.clock import Clock
+from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id
 from bastion.mail import Outbox
 from bastion.settings import IdentitySettings
@@ -81,7 +81,7 @@ class IdentityBase:
             name=user.name,
             is_operator=user.is_operator,
             email_verified=user.email_verified_at is not None,
-            created_at=aware(user.created_at),
+            created_at=as_utc(user.created_at),
             mfa_enabled=mfa_enabled,
         )
 

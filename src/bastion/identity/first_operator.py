@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bastion.identity.errors import BootstrapTokenInvalid
 from bastion.identity.models import BootstrapToken
-from bastion.kernel.clock import Clock
+from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
 
 BOOTSTRAP_TOKEN_LIFETIME = timedelta(hours=1)
@@ -27,11 +27,6 @@ BOOTSTRAP_PATH = "/bootstrap"
 class IssuedLink:
     token: str
     expires_at: datetime
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite returns naive datetimes; everything Bastion stores is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class FirstOperatorBootstrap:
@@ -76,7 +71,7 @@ class FirstOperatorBootstrap:
             or not hmac.compare_digest(row.token_hash, digest)
             or row.used_at is not None
             or row.revoked_at is not None
-            or _aware(row.expires_at) <= self._clock.now()
+            or as_utc(row.expires_at) <= self._clock.now()
         ):
             raise BootstrapTokenInvalid
         return row

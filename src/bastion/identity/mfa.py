@@ -27,8 +27,9 @@ from bastion.identity.errors import (
 from bastion.identity.keys import SystemKeys
 from bastion.identity.models import MfaChallenge, RecoveryCode, TotpCredential
 from bastion.identity.passwords import PasswordHasher
-from bastion.identity.sessions import MAX_TOKEN_CHARS, aware
+from bastion.identity.sessions import MAX_TOKEN_CHARS
 from bastion.identity.types import TotpEnrolment
+from bastion.kernel.clock import as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
 
 TOTP_PURPOSE: Final = "identity.totp_secret"
@@ -149,7 +150,7 @@ class SecondFactors:
             row is None
             or not hmac.compare_digest(row.token_hash, digest)
             or row.used_at is not None
-            or aware(row.expires_at) <= now
+            or as_utc(row.expires_at) <= now
             or row.attempts >= MAX_CHALLENGE_ATTEMPTS
         ):
             raise MfaCodeInvalid

@@ -29,7 +29,6 @@ from bastion.identity.errors import (
 from bastion.identity.mfa_flows import SecondFactorFlows
 from bastion.identity.models import EmailToken, User
 from bastion.identity.password_flows import PasswordFlows
-from bastion.identity.sessions import aware
 from bastion.identity.types import (
     Account,
     ClientInfo,
@@ -41,6 +40,7 @@ from bastion.identity.types import (
     TokenPurpose,
     TotpEnrolment,
 )
+from bastion.kernel.clock import as_utc
 from bastion.kernel.ids import new_id
 
 
@@ -389,9 +389,9 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
         return [
             SessionInfo(
                 id=SessionId(row.id),
-                created_at=aware(row.created_at),
-                last_seen_at=aware(row.last_seen_at),
-                expires_at=aware(row.expires_at),
+                created_at=as_utc(row.created_at),
+                last_seen_at=as_utc(row.last_seen_at),
+                expires_at=as_utc(row.expires_at),
                 ip=row.ip,
                 user_agent=row.user_agent,
                 current=row.id == principal.session_id,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -23,16 +23,12 @@ from bastion.identity import repository
 from bastion.identity.errors import CsrfCheckFailed, NotAuthenticated
 from bastion.identity.models import USER_AGENT_CHARS, AuthSession, TotpCredential, User
 from bastion.identity.types import ClientInfo, IssuedSession, Principal, SessionId, UserId
+from bastion.kernel.clock import as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
 
 MAX_TOUCH_INTERVAL = timedelta(minutes=1)
 # Opaque tokens from new_token() are 43 characters; anything much longer is not ours.
 MAX_TOKEN_CHARS = 128
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything Bastion stores is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +83,8 @@ def issue(
 def is_live(row: AuthSession, *, now: datetime, policy: SessionPolicy) -> bool:
     return (
         row.revoked_at is None
-        and aware(row.expires_at) > now
-        and aware(row.last_seen_at) + policy.idle_timeout > now
+        and as_utc(row.expires_at) > now
+        and as_utc(row.last_seen_at) + policy.idle_timeout > now
     )
 
 
@@ -126,7 +122,7 @@ def authenticate(
         or not hmac.compare_digest(row.csrf_hash, token_digest(csrf_token))
     ):
         raise CsrfCheckFailed
-    if now - aware(row.last_seen_at) >= policy.touch_interval:
+    if now - as_utc(row.last_seen_at) >= policy.touch_interval:
         row.last_seen_at = now
         session.flush()
     return Principal(
@@ -154,7 +150,7 @@ def mark_mfa(session: Session, session_id: str, now: datetime) -> None:
 
 def has_recent_mfa(session: Session, session_id: str, *, now: datetime, within: timedelta) -> bool:
     row = session.get(AuthSession, session_id)
-    return row is not None and row.mfa_at is not None and aware(row.mfa_at) + within > now
+    return row is not None and row.mfa_at is not None and as_utc(row.mfa_at) + within > now
 
 
 def count_mfa_failure(session: Session, session_id: str, *, now: datetime, limit: int) -> bool:

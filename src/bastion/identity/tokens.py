@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 from bastion.identity import repository
 from bastion.identity.errors import TokenInvalid
 from bastion.identity.models import EmailToken
-from bastion.identity.sessions import MAX_TOKEN_CHARS, aware
+from bastion.identity.sessions import MAX_TOKEN_CHARS
 from bastion.identity.types import TokenPurpose
+from bastion.kernel.clock import as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
 
 
@@ -69,7 +70,7 @@ def redeem(
         or not hmac.compare_digest(row.token_hash, digest)
         or row.purpose not in purposes
         or row.used_at is not None
-        or aware(row.expires_at) <= now
+        or as_utc(row.expires_at) <= now
     ):
         raise TokenInvalid
     result = session.execute(

@@ -8,7 +8,7 @@ are sized well above a job's expected duration and jobs themselves stay idempote
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, or_, update
@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bastion.db import UnitOfWork
 from bastion.jobs.models import JobLease
-from bastion.kernel.clock import Clock
+from bastion.kernel.clock import Clock, as_utc
 
 
 class JobLeases:
@@ -71,6 +71,4 @@ class JobLeases:
             row = session.get(JobLease, name)
             if row is None or row.last_finished_at is None:
                 return None, None
-            finished = row.last_finished_at
-            # SQLite hands back naive datetimes; everything stored is UTC.
-            return finished if finished.tzinfo else finished.replace(tzinfo=UTC), row.last_outcome
+            return as_utc(row.last_finished_at), row.last_outcome

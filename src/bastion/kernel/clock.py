@@ -28,3 +28,8 @@ class FrozenClock:
 
     def set(self, at: datetime) -> None:
         self._at = at
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware datetime: SQLite hands back naive ones; Bastion stores only UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
