@@ -40,6 +40,23 @@ class Permission(enum.StrEnum):
     ACCESS_REVIEW_READ = "access:review:read"
     AUDIT_EVENT_READ = "audit:event:read"
     AUDIT_EVENT_EXPORT = "audit:event:export"
+    # Tenant settings: required second factor, IP allow-list, break-glass approval.
+    TENANT_SETTINGS_UPDATE = "access:tenant:update"
+    # Custom per-tenant roles built from this vocabulary.
+    ROLE_MANAGE = "access:role:manage"
+    # Tenant-bound API keys (the caller's own, capped by the caller's own permissions).
+    API_KEY_READ = "access:apikey:read"
+    API_KEY_MANAGE = "access:apikey:manage"
+    # Approving an operator's break-glass request for this tenant.
+    BREAK_GLASS_APPROVE = "access:breakglass:approve"
+    # The tenant's own security events (lockouts, new-device logins, blocked sources).
+    SECURITY_EVENT_READ = "detection:event:read"
+    # Records: collections (with schema and indexed fields) and the records in them.
+    COLLECTION_READ = "records:collection:read"
+    COLLECTION_MANAGE = "records:collection:manage"
+    RECORD_READ = "records:record:read"
+    RECORD_WRITE = "records:record:write"
+    RECORD_DELETE = "records:record:delete"
 
 
 _MEMBER_MANAGEMENT: Final = frozenset(
@@ -56,15 +73,22 @@ _AUDIT: Final = frozenset(
     {Permission.AUDIT_EVENT_READ, Permission.AUDIT_EVENT_EXPORT, Permission.ACCESS_REVIEW_READ}
 )
 _READ: Final = frozenset({Permission.TENANT_READ, Permission.MEMBER_READ})
+_RECORDS_READ: Final = frozenset({Permission.COLLECTION_READ, Permission.RECORD_READ})
+_RECORDS_WRITE: Final = _RECORDS_READ | {Permission.RECORD_WRITE, Permission.RECORD_DELETE}
+_OWN_API_KEYS: Final = frozenset({Permission.API_KEY_READ, Permission.API_KEY_MANAGE})
 
 ROLE_PERMISSIONS: Final[Mapping[Role, frozenset[Permission]]] = {
     Role.OWNER: frozenset(Permission),
-    Role.ADMIN: _READ | _MEMBER_MANAGEMENT,
-    Role.MEMBER: _READ,
-    Role.VIEWER: _READ,
-    # Need to know: the audit log and access reviews, nothing else (not even the member list,
-    # which the access review will present with the context an auditor needs).
-    Role.AUDITOR: _AUDIT,
+    Role.ADMIN: _READ
+    | _MEMBER_MANAGEMENT
+    | _RECORDS_WRITE
+    | _OWN_API_KEYS
+    | {Permission.COLLECTION_MANAGE, Permission.SECURITY_EVENT_READ},
+    Role.MEMBER: _READ | _RECORDS_WRITE | _OWN_API_KEYS,
+    Role.VIEWER: _READ | _RECORDS_READ,
+    # Need to know: the audit log, access reviews and security events, nothing else (not even
+    # the member list, which the access review presents with the context an auditor needs).
+    Role.AUDITOR: _AUDIT | {Permission.SECURITY_EVENT_READ},
 }
 
 

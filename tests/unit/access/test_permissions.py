@@ -21,12 +21,30 @@ def test_owner_holds_every_permission():
     assert permissions_of(Role.OWNER) == frozenset(Permission)
 
 
-def test_the_auditor_reads_the_audit_log_and_access_reviews_and_nothing_else():
+def test_the_auditor_reads_the_audit_log_access_reviews_and_security_events_and_nothing_else():
     assert permissions_of(Role.AUDITOR) == {
         Permission.AUDIT_EVENT_READ,
         Permission.AUDIT_EVENT_EXPORT,
         Permission.ACCESS_REVIEW_READ,
+        Permission.SECURITY_EVENT_READ,
     }
+
+
+def test_viewers_read_records_and_never_write_them():
+    assert is_allowed(Role.VIEWER, Permission.RECORD_READ)
+    assert not is_allowed(Role.VIEWER, Permission.RECORD_WRITE)
+    assert not is_allowed(Role.VIEWER, Permission.RECORD_DELETE)
+    assert not is_allowed(Role.AUDITOR, Permission.RECORD_READ)
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.MEMBER, Role.VIEWER, Role.AUDITOR])
+def test_only_owners_change_tenant_settings_roles_and_approve_break_glass(role):
+    for permission in (
+        Permission.TENANT_SETTINGS_UPDATE,
+        Permission.ROLE_MANAGE,
+        Permission.BREAK_GLASS_APPROVE,
+    ):
+        assert not is_allowed(role, permission)
 
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.MEMBER, Role.VIEWER])

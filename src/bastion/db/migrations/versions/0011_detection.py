@@ -1,0 +1,20 @@
+"""Detection: login failures, lockouts, blocked sources, known devices.
+
+RESERVED: this revision is being written in this session; until then it changes nothing.
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

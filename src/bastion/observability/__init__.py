@@ -1,0 +1,1 @@
+"""Process-wide observability: Prometheus metrics (served on their own listener)."""
