@@ -4,6 +4,7 @@ AccessError
 ├── TenantNotFound       NotFound      404  unknown tenant, or one the caller is not a member of
 ├── MemberNotFound       NotFound      404
 ├── PermissionDenied     Forbidden     403  a member whose role lacks the permission (audited)
+├── OperatorOnly         Forbidden     403  an operator route called by anyone else
 ├── SlugTaken            Conflict      409
 ├── AlreadyMember        Conflict      409
 ├── LastOwner            Conflict      409  the last owner cannot be removed or downgraded
@@ -40,6 +41,11 @@ class PermissionDenied(AccessError, Forbidden):
     public_message = "Your role in this tenant does not allow this."
     # The refusal is written to the tenant's chain; the edge commits only that.
     audited_refusal = True
+
+
+class OperatorOnly(AccessError, Forbidden):
+    code = "access.operator_only"
+    public_message = "Only operators may do this."
 
 
 class SlugTaken(AccessError, Conflict):

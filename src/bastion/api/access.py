@@ -6,6 +6,8 @@ what, and ``route_access`` reads it back:
 
 - ``public()``: anyone (health probes, sign-up, login, the first-operator bootstrap).
 - ``authenticated()``: any signed-in principal, no tenant permission (``/me``, ``/tenants``).
+- ``operator()``: a signed-in operator (staff) with an enrolled second factor; never grants
+  tenant data (routes under ``/api/v1/operator``).
 - ``requires(Permission.X)``: the ``{tenant}`` path parameter resolved through the caller's
   membership, read from the database on this request (404 for another tenant), then the
   permission checked against the role (403 problem, audited on the tenant's chain).
@@ -26,6 +28,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from bastion.access import Permission, TenantContext
+from bastion.access.errors import OperatorOnly
 from bastion.api.deps import (
     ClientDep,
     ContainerDep,
@@ -43,6 +46,7 @@ ACCESS_RULE_ATTRIBUTE: Final = "__bastion_access__"
 class AccessKind(enum.StrEnum):
     PUBLIC = "public"
     AUTHENTICATED = "authenticated"
+    OPERATOR = "operator"
     PERMISSION = "permission"
 
 
@@ -103,6 +107,22 @@ def authenticated(*, allow_mfa_enrolment: bool = False, own_transaction: bool = 
     if own_transaction:
         return Depends(_signed_in_apart)
     return Depends(_signed_in_enrolling if allow_mfa_enrolment else _signed_in)
+
+
+async def _operator_only(principal: PrincipalDep) -> Principal:
+    if not principal.is_operator:
+        raise OperatorOnly
+    return principal
+
+
+_declare(_operator_only, AccessRule(AccessKind.OPERATOR))
+
+
+def operator() -> Any:
+    """Declare (and enforce) an operator caller with an enrolled second factor; yields the
+    Principal. Anyone else gets 403 (OperatorOnly). Operator routes run the service; they must
+    never return tenant data (break-glass grants are the one, audited, exception)."""
+    return Depends(_operator_only)
 
 
 def requires(permission: Permission) -> Any:

@@ -3,7 +3,7 @@
 import pytest
 from fastapi import FastAPI
 
-from bastion.api.access import AccessKind, public, route_access
+from bastion.api.access import AccessKind, operator, public, route_access
 from bastion.api.app import create_app
 from bastion.bootstrap import build
 from bastion.settings import Settings
@@ -65,6 +65,12 @@ def test_a_permission_is_only_declared_where_a_tenant_is_in_the_path(routes):
             assert "{tenant}" in route.path, _name(route)
 
 
+def test_operator_routes_live_under_the_operator_prefix_and_nowhere_else(routes):
+    for route in routes:
+        is_operator_route = route.rules[0].kind is AccessKind.OPERATOR
+        assert is_operator_route == route.path.startswith("/api/v1/operator/"), _name(route)
+
+
 def test_the_walker_catches_a_route_that_declares_nothing():
     app = FastAPI()
 
@@ -76,6 +82,11 @@ def test_the_walker_catches_a_route_that_declares_nothing():
     def forgotten() -> dict[str, str]:
         return {}
 
+    @app.get("/staff", dependencies=[operator()])
+    def staff() -> dict[str, str]:
+        return {}
+
     found = {r.path: r.rules for r in route_access(app)}
     assert [rule.kind for rule in found["/declared"]] == [AccessKind.PUBLIC]
+    assert [rule.kind for rule in found["/staff"]] == [AccessKind.OPERATOR]
     assert found["/forgotten"] == ()
