@@ -64,3 +64,8 @@ def test_module_respects_the_dependency_rules(name, path, tree):
         source = path.read_text()
         assert "os.environ" not in source, f"{name}: only bastion.settings reads the environment"
         assert "getenv" not in source, f"{name}: only bastion.settings reads the environment"
+    if _within(name, "bastion.client"):
+        server_side = [
+            i for i in imported if _within(i, "bastion") and not _within(i, "bastion.client")
+        ]
+        assert not server_side, f"{name}: the client stands alone (imports {server_side})"
