@@ -119,6 +119,62 @@ class AuditSettings(_Section):
         return self
 
 
+class DetectionSettings(_Section):
+    """Login-failure tracking, lockout, credential-stuffing blocks, new-device e-mails
+    (docs/detection.md). Counters live where ``rate_limits.storage_url`` says."""
+
+    enabled: bool = True
+    # Failed logins of one account inside the window that lock it (OWASP: 3-10 before a lock).
+    account_failure_limit: int = Field(default=10, ge=2, le=1000)
+    account_window_seconds: int = Field(default=15 * 60, ge=10, le=86_400)
+    lockout_seconds: int = Field(default=15 * 60, ge=1, le=7 * 86_400)
+    # Failed logins from one source inside the window, whatever the accounts, that block it.
+    source_failure_limit: int = Field(default=100, ge=2, le=100_000)
+    source_window_seconds: int = Field(default=15 * 60, ge=10, le=86_400)
+    # Credential stuffing: this many distinct accounts failing from one source inside the window.
+    stuffing_account_limit: int = Field(default=20, ge=2, le=10_000)
+    stuffing_window_seconds: int = Field(default=10 * 60, ge=10, le=86_400)
+    block_seconds: int = Field(default=60 * 60, ge=1, le=30 * 86_400)
+    # Progressive delay from an account's second failure on: base * 2^(failures - 2), capped.
+    delay_base_ms: int = Field(default=100, ge=0, le=10_000)
+    delay_max_ms: int = Field(default=1_600, ge=0, le=30_000)
+    new_device_email: bool = True
+    # Lifetime of the e-mailed unlock and "this wasn't me" links.
+    unlock_link_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 86_400)
+    report_link_seconds: int = Field(default=7 * 86_400, ge=60, le=30 * 86_400)
+
+
+class RateLimitSettings(_Section):
+    """Per-endpoint-class request limits (``limits`` notation, e.g. ``20/minute``), per client
+    address and, with a credential, per credential too. ``storage_url``: None keeps counters in
+    this process; ``redis://host:port/db`` shares them (and detection's) between processes."""
+
+    enabled: bool = True
+    storage_url: SecretStr | None = None
+    # Sliding window counter: O(1) memory per key, the moving window's accuracy within ~1 bucket.
+    strategy: Literal["sliding-window-counter", "moving-window"] = "sliding-window-counter"
+    # Redis must answer within this, or the call counts as "storage down" (fail closed on auth).
+    storage_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
+    auth: str = "30/minute"
+    write: str = "300/minute"
+    read: str = "1200/minute"
+    default: str = "600/minute"
+
+    @model_validator(mode="after")
+    def _parseable(self) -> RateLimitSettings:
+        from limits import parse  # noqa: PLC0415 - only the validator needs the parser
+
+        for name in ("auth", "write", "read", "default"):
+            try:
+                parse(getattr(self, name))
+            except ValueError:
+                raise ValueError(f"rate_limits.{name}: not a limit like '30/minute'") from None
+        url = self.storage_url.get_secret_value() if self.storage_url else None
+        if url is not None and not url.startswith(("redis://", "rediss://", "memory://")):
+            raise ValueError("rate_limits.storage_url must be redis://, rediss:// or memory://")
+        return self
+
+
 class IdentitySettings(_Section):
     """Accounts, passwords and sessions (see docs/identity.md for the reasoning behind each)."""
 
@@ -238,6 +294,8 @@ class Settings(BaseSettings):
     identity: IdentitySettings = IdentitySettings()
     mail: MailSettings = MailSettings()
     audit: AuditSettings = AuditSettings()
+    detection: DetectionSettings = DetectionSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
     backup: BackupSettings = BackupSettings()
 
     @model_validator(mode="after")
