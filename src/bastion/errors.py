@@ -6,6 +6,9 @@ Every failure a caller may see is an ``AppError``. Domain errors inherit a domai
     AppError
     ├── NotFound          404   (also: another tenant's object; no existence oracle)
     ├── Conflict          409
+    ├── PreconditionFailed 412  (If-Match named a version that is no longer current)
+    ├── PayloadTooLarge   413   (a body or document over its configured size)
+    ├── UnsupportedMediaType 415 (a body in a content type the route does not take)
     ├── InvalidInput      400
     │   └── Unprocessable 422   (well-formed, but a rule refuses it: e.g. a password policy)
     ├── Unauthenticated   401
@@ -49,6 +52,21 @@ class NotFound(AppError):
 class Conflict(AppError):
     code = "bastion.conflict"
     public_message = "The request conflicts with the current state."
+
+
+class PreconditionFailed(AppError):
+    code = "bastion.precondition_failed"
+    public_message = "The resource changed since the version named in the precondition."
+
+
+class PayloadTooLarge(AppError):
+    code = "bastion.payload_too_large"
+    public_message = "The request body is too large."
+
+
+class UnsupportedMediaType(AppError):
+    code = "bastion.unsupported_media_type"
+    public_message = "The request body's content type is not accepted here."
 
 
 class InvalidInput(AppError):

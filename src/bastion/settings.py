@@ -14,9 +14,10 @@ import os
 import tomllib
 from collections.abc import Mapping
 from datetime import time
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -33,6 +34,8 @@ ENV_PREFIX = "BASTION_"
 NESTED_DELIMITER = "__"
 CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG"
 MIB = 1024 * 1024
+# Alert webhook keys: 32 random characters carry well over 128 bits.
+MIN_WEBHOOK_SECRET_CHARS = 32
 
 
 class _Section(BaseModel):
@@ -224,6 +227,19 @@ class MailSettings(_Section):
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
 
+class RecordsSettings(_Section):
+    """Collections and encrypted records (docs/records.md)."""
+
+    # A record is its compact JSON encoding (UTF-8); larger ones are refused with 413.
+    max_record_bytes: int = Field(default=256 * 1024, ge=1024, le=16 * MIB)
+    # Deleted records stay (sealed, unreadable through the API) this long, then the
+    # records.purge job removes them for good.
+    purge_grace_seconds: int = Field(default=30 * 86_400, ge=0, le=366 * 86_400)
+    default_page_size: int = Field(default=50, ge=1, le=200)
+    max_page_size: int = Field(default=200, ge=1, le=1000)
+    purge_interval_seconds: int = Field(default=3_600, ge=60, le=86_400)
+
+
 class BackupSettings(_Section):
     """Encrypted backups (docs/backups.md): where they go, when, and how long they are kept."""
 
@@ -269,6 +285,112 @@ class BackupSettings(_Section):
         return self
 
 
+SeverityName = Literal["info", "low", "medium", "high", "critical"]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _AlertSink(_Section):
+    """What every alert sink has: a unique name and the lowest severity it receives."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    min_severity: SeverityName = "high"
+
+
+class WebhookSinkSettings(_AlertSink):
+    """POST of each event as JSON, signed with HMAC-SHA256 (docs/alerts.md, "Webhooks").
+
+    https:// only; http:// is accepted for a loopback host alone (a local relay, tests), where
+    the traffic never leaves the machine."""
+
+    kind: Literal["webhook"] = "webhook"
+    url: str = Field(max_length=2048)
+    # The key shared with the receiver; random, at least 32 characters.
+    secret: SecretStr
+    timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+
+    @model_validator(mode="after")
+    def _safe_url_and_secret(self) -> WebhookSinkSettings:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("alert webhook url must be an https:// URL")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("alert webhook url must be https:// (http:// only to loopback)")
+        if len(self.secret.get_secret_value()) < MIN_WEBHOOK_SECRET_CHARS:
+            raise ValueError("alert webhook secret must be at least 32 characters")
+        return self
+
+
+class EmailSinkSettings(_AlertSink):
+    """An e-mail per event to these addresses, through the mail transport (``mail``)."""
+
+    kind: Literal["email"] = "email"
+    recipients: tuple[str, ...] = Field(min_length=1, max_length=20)
+
+
+class StdoutSinkSettings(_AlertSink):
+    """One JSON line per event on standard output (logs go to standard error)."""
+
+    kind: Literal["stdout"] = "stdout"
+
+
+class SyslogSinkSettings(_AlertSink):
+    """One JSON line per event to a syslog daemon (RFC 3164 framing, as the stdlib sends it)."""
+
+    kind: Literal["syslog"] = "syslog"
+    host: str = "127.0.0.1"
+    port: int = Field(default=514, ge=1, le=65535)
+    protocol: Literal["udp", "tcp"] = "udp"
+    facility: Literal["auth", "authpriv", "daemon", "user", "local0", "local7"] = "authpriv"
+
+
+AlertSinkSettings = Annotated[
+    WebhookSinkSettings | EmailSinkSettings | StdoutSinkSettings | SyslogSinkSettings,
+    Field(discriminator="kind"),
+]
+
+
+class AlertsSettings(_Section):
+    """Alert sinks, routed by severity, and how failed deliveries are retried (docs/alerts.md).
+
+    Sinks are a JSON list in the environment, e.g. ``BASTION_ALERTS__SINKS='[{"kind": "stdout",
+    "name": "console", "min_severity": "medium"}]'``."""
+
+    sinks: tuple[AlertSinkSettings, ...] = ()
+    # Attempt n waits retry_base * 2^(n-1) seconds (capped at retry_max) after failure n.
+    max_attempts: int = Field(default=10, ge=1, le=50)
+    retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    retry_max_seconds: float = Field(default=3600.0, gt=0, le=86_400)
+    # How often `bastion serve`'s delivery worker looks for due deliveries.
+    poll_seconds: float = Field(default=2.0, gt=0, le=300)
+    batch_size: int = Field(default=50, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> AlertsSettings:
+        names = [sink.name for sink in self.sinks]
+        if len(names) != len(set(names)):
+            raise ValueError("alert sink names must be unique")
+        if self.retry_base_seconds > self.retry_max_seconds:
+            raise ValueError("alerts.retry_base_seconds exceeds alerts.retry_max_seconds")
+        return self
+
+
+class MetricsSettings(_Section):
+    """The Prometheus listener (plain HTTP, GET /metrics), apart from the API port. Off by
+    default; keep it on loopback or a private network (docs/alerts.md, "Metrics")."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=9464, ge=1, le=65535)
+
+
 class Settings(BaseSettings):
     """Everything Bastion can be told. Paths default to places under ``data_dir``."""
 
@@ -297,6 +419,9 @@ class Settings(BaseSettings):
     detection: DetectionSettings = DetectionSettings()
     rate_limits: RateLimitSettings = RateLimitSettings()
     backup: BackupSettings = BackupSettings()
+    alerts: AlertsSettings = AlertsSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    records: RecordsSettings = RecordsSettings()
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> Settings:

@@ -24,6 +24,9 @@ from bastion.api.problems import problem_response
 STATUS_BY_KIND: dict[type[errors.AppError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.PreconditionFailed: 412,
+    errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
     errors.Unprocessable: 422,
     errors.InvalidInput: 400,
     errors.Unauthenticated: 401,
