@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NewType
 
-from bastion.access.permissions import Permission, Role, is_allowed
+from bastion.access.permissions import Permission, Role, permissions_of
 
 TenantId = NewType("TenantId", str)
 
@@ -24,6 +24,25 @@ class AccessAction(enum.StrEnum):
     INVITATION_CREATED = "access.invitation_created"
     INVITATION_ACCEPTED = "access.invitation_accepted"
     INVITATION_REVOKED = "access.invitation_revoked"
+    # Issue 6: tenant policy and access governance.
+    SETTINGS_CHANGED = "access.settings_changed"
+    SETTINGS_REFUSED = "access.settings_refused"
+    IP_REFUSED = "access.ip_refused"
+    MFA_REQUIRED_REFUSED = "access.mfa_required_refused"
+    ROLE_CREATED = "access.role_created"
+    ROLE_UPDATED = "access.role_updated"
+    ROLE_DELETED = "access.role_deleted"
+    ROLE_ASSIGNED = "access.role_assigned"
+    ROLE_REFUSED = "access.role_refused"
+    BREAK_GLASS_REQUESTED = "break_glass.requested"
+    BREAK_GLASS_APPROVED = "break_glass.approved"
+    BREAK_GLASS_REVOKED = "break_glass.revoked"
+    BREAK_GLASS_REFUSED = "break_glass.refused"
+    BREAK_GLASS_READ = "break_glass.read"
+    ACCESS_REVIEW_READ = "access_review.read"
+    API_KEY_CREATED = "access.api_key_created"
+    API_KEY_REVOKED = "access.api_key_revoked"
+    API_KEY_REFUSED = "access.api_key_refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +66,7 @@ class Member:
     user_id: str
     role: Role
     joined_at: datetime
+    custom_role: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +77,19 @@ class TenantContext:
     tenant: Tenant
     user_id: str
     role: Role
+    # Set when the caller is an API key: the key's id and its own permissions. The effective
+    # permissions are these AND the creator's current role (``has_permission``), so lowering
+    # the creator's role shrinks the key on its very next use.
+    api_key_id: str | None = None
+    api_key_permissions: frozenset[Permission] | None = None
 
     @property
     def tenant_id(self) -> TenantId:
         return self.tenant.id
 
     def has_permission(self, permission: Permission) -> bool:
+        if self.api_key_permissions is not None and permission not in self.api_key_permissions:
+            return False
         return is_allowed(self.role, permission)
 
 
