@@ -201,6 +201,12 @@ class IdentitySettings(_Section):
     password_reset_lifetime_seconds: int = Field(default=30 * 60, ge=60, le=30 * 60)
     # Sensitive actions (turning a second factor off...) need one proved this recently.
     step_up_seconds: int = Field(default=5 * 60, ge=30, le=3600)
+    # WebAuthn relying party: passkeys are bound to this domain (the site's host name, or a
+    # registrable suffix of it) and accepted only from this origin (default: "https://" +
+    # rp_id + ":" + port, i.e. public_url's scheme and host in production).
+    webauthn_rp_id: str = Field(default="localhost", min_length=1, max_length=253)
+    webauthn_rp_name: str = Field(default="Bastion", min_length=1, max_length=64)
+    webauthn_origin: str | None = None
 
     @model_validator(mode="after")
     def _coherent(self) -> IdentitySettings:
@@ -225,6 +231,15 @@ class MailSettings(_Section):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # The durable outbox (docs/identity.md, "Mail"): requests only queue; a worker in each
+    # `bastion serve` process delivers (woken at once by a commit in the same process, else
+    # every outbox_poll_seconds), or `bastion jobs run mail.deliver` from cron.
+    deliver_in_process: bool = True
+    outbox_poll_seconds: float = Field(default=5.0, ge=0.1, le=300)
+    outbox_max_attempts: int = Field(default=12, ge=1, le=100)
+    # Retry n waits retry_base * 2^(n-1), at most retry_max: ~6 h in all with the defaults.
+    outbox_retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    outbox_retry_max_seconds: float = Field(default=3600.0, gt=0, le=86_400)
 
 
 class RecordsSettings(_Section):
@@ -489,6 +504,17 @@ class Settings(BaseSettings):
     @property
     def backup_staging_dir(self) -> Path:
         return self.backup.staging_dir or self.data_dir / "backup-staging"
+
+    @property
+    def webauthn_origin(self) -> str:
+        """The one origin passkey ceremonies are accepted from."""
+        configured = self.identity.webauthn_origin
+        if configured:
+            return configured.rstrip("/")
+        if self.public_url:
+            scheme, _, rest = self.public_url.partition("://")
+            return f"{scheme}://{rest.split('/', 1)[0]}"
+        return f"https://{self.identity.webauthn_rp_id}:{self.port}"
 
     @property
     def base_url(self) -> str:
