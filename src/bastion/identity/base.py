@@ -19,6 +19,7 @@ from bastion.identity.errors import (
 )
 from bastion.identity.events import AuditTrail, EventOutcome, IdentityEvent
 from bastion.identity.first_operator import FirstOperatorBootstrap
+from bastion.identity.guard import LoginAttempt, LoginGuard, OpenDoor
 from bastion.identity.keys import SystemKeys
 from bastion.identity.mfa import SecondFactors
 from bastion.identity.models import PasswordHistory, User
@@ -51,6 +52,7 @@ class IdentityBase:
         audit: AuditTrail,
         bootstrap: FirstOperatorBootstrap,
         base_url: str,
+        guard: LoginGuard | None = None,
     ) -> None:
         self._settings = settings
         self._hasher = hasher
@@ -60,6 +62,7 @@ class IdentityBase:
         self._audit = audit
         self._bootstrap = bootstrap
         self._base_url = base_url.rstrip("/")
+        self._guard: LoginGuard = guard or OpenDoor()
         self._policy = PasswordPolicy(
             min_length=settings.password_min_length,
             max_length=settings.password_max_length,
@@ -98,6 +101,22 @@ class IdentityBase:
         except InvalidEmail:
             return None
         return self._user_by_email(session, address)
+
+    def _login_attempt(self, email: str, user: User | None, client: ClientInfo) -> LoginAttempt:
+        """What the login guard sees: the blind index of the address (of the raw text when it is
+        not an address), so an unknown account is counted exactly like a real one."""
+        try:
+            account_key = keys.email_index(self._keys, normalise_email(email))
+        except InvalidEmail:
+            account_key = self._keys.system_mac(
+                keys.EMAIL_INDEX_PURPOSE, email.strip().lower().encode("utf-8")
+            )
+        return LoginAttempt(
+            account_key=account_key,
+            client=client,
+            user_id=user.id if user is not None else None,
+            password_changed_at=as_utc(user.password_changed_at) if user is not None else None,
+        )
 
     def _refuse_login(
         self, session: Session, client: ClientInfo, *, actor: str | None, reason: str

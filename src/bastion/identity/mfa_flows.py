@@ -19,6 +19,7 @@ from bastion.identity.errors import (
     UserNotFound,
 )
 from bastion.identity.events import EventOutcome
+from bastion.identity.guard import SignedIn
 from bastion.identity.types import (
     ClientInfo,
     IdentityAction,
@@ -66,6 +67,16 @@ class SecondFactorFlows(IdentityBase):
                 "mfa": method,
                 "recovery_codes_left": self._mfa.recovery_codes_left(session, user.id),
             },
+        )
+        self._guard.signed_in(
+            session,
+            SignedIn(
+                user_id=user.id,
+                email=self._email_of(user),
+                name=user.name,
+                client=client,
+                mfa=method,
+            ),
         )
         return issued
 

@@ -26,6 +26,7 @@ from bastion.identity.errors import (
     TokenInvalid,
     UserNotFound,
 )
+from bastion.identity.guard import Admission, SignedIn
 from bastion.identity.mfa_flows import SecondFactorFlows
 from bastion.identity.models import EmailToken, User
 from bastion.identity.password_flows import PasswordFlows
@@ -99,6 +100,7 @@ class Identity(Protocol):
     def disable_user(
         self, session: Session, *, email: str, actor_user_id: str | None, client: ClientInfo
     ) -> None: ...
+    def report_compromise(self, session: Session, *, user_id: str, client: ClientInfo) -> int: ...
     def create_first_operator(
         self,
         session: Session,
@@ -259,6 +261,29 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
             details={"sessions_revoked": killed},
         )
 
+    def report_compromise(self, session: Session, *, user_id: str, client: ClientInfo) -> int:
+        """ "This wasn't me": end every session of the user before returning (the same revocation
+        as a password reset, so every credential hanging on it dies too), mail a password-reset
+        link, and audit. Returns the number of sessions revoked. Raises UserNotFound.
+
+        Logins stay refused until the password is reset: the caller (detection) holds that lock.
+        """
+        user = repository.user_by_id(session, user_id, for_update=True)
+        if user is None:
+            raise UserNotFound
+        killed = repository.revoke_all_sessions(session, user.id, self._clock.now())
+        self._record(
+            session,
+            IdentityAction.COMPROMISE_REPORTED,
+            client,
+            actor=user.id,
+            target=user.id,
+            details={"sessions_revoked": killed},
+        )
+        if user.disabled_at is None:
+            self.request_password_reset(session, email=self._email_of(user), client=client)
+        return killed
+
     def create_first_operator(
         self,
         session: Session,
@@ -300,13 +325,22 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
         and raise the same error; the refusal is audited (and committed: audited refusal).
         """
         user = self._find_for_login(session, email)
+        attempt = self._login_attempt(email, user, client)
+        # The guard may refuse a locked account (the same 401 and the same argon2 cost as a wrong
+        # password, without checking this one), or a blocked source (429).
+        if self._guard.admit(session, attempt) is Admission.LOCKED:
+            self._hasher.verify_dummy(password)
+            self._refuse_login(session, client, actor=attempt.user_id, reason="locked")
         if user is None:
             self._hasher.verify_dummy(password)
+            self._guard.failed(session, attempt)
             self._refuse_login(session, client, actor=None, reason="unknown_account")
         if not self._hasher.verify(user.password_hash, password):
+            self._guard.failed(session, attempt)
             self._refuse_login(session, client, actor=user.id, reason="wrong_password")
         if user.disabled_at is not None:
             self._refuse_login(session, client, actor=user.id, reason="disabled")
+        self._guard.succeeded(session, attempt)
         rehashed = self._hasher.needs_rehash(user.password_hash)
         if rehashed:
             # Kept even when a second factor is still due (committed with MfaRequired).
@@ -332,6 +366,10 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
             actor=user.id,
             target=issued.id,
             details={"rehashed": rehashed, "mfa": None},
+        )
+        self._guard.signed_in(
+            session,
+            SignedIn(user_id=user.id, email=self._email_of(user), name=user.name, client=client),
         )
         return issued
 

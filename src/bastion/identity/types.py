@@ -33,6 +33,7 @@ class IdentityAction(enum.StrEnum):
     EMAIL_CHANGE_REQUESTED = "identity.email_change_requested"
     EMAIL_CHANGED = "identity.email_changed"
     TOTP_DISABLED = "identity.totp_disabled"
+    COMPROMISE_REPORTED = "identity.compromise_reported"
 
 
 class TokenPurpose(enum.StrEnum):
@@ -79,6 +80,17 @@ class Principal:
     is_operator: bool
     via_cookie: bool = False
     must_enrol_mfa: bool = False
+    # An API key (``bst_...``) instead of a session: the key's id, the one tenant it is bound
+    # to and the permissions it was given (strings: identity does not know access's
+    # vocabulary). ``session_id`` is empty then. The edge lets such a principal call tenant
+    # routes only; the tenant route narrows it to the creator's current role.
+    api_key_id: str | None = None
+    api_key_tenant_id: str | None = None
+    api_key_permissions: frozenset[str] = frozenset()
+
+    @property
+    def is_api_key(self) -> bool:
+        return self.api_key_id is not None
 
 
 @dataclass(frozen=True, slots=True)
