@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from bastion.access import SqlAccess, SqlInvitations
+from bastion.alerts import SqlSecurityEvents
 from bastion.audit import AuditEvent, AuditLog, AuditVerifier, Checkpointer, Keys
 from bastion.audit.canonical import key_id_for
 from bastion.backup import BackupService, BackupTarget, LocalTarget, S3Target, s3_client
@@ -62,6 +63,8 @@ class Container:
     backup: BackupService
     access: SqlAccess
     invitations: SqlInvitations
+    # Detection, audit verification and key management record security events here.
+    security_events: SqlSecurityEvents
 
 
 def build(settings: Settings, *, clock: Clock | None = None, create: bool = False) -> Container:
@@ -90,6 +93,7 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
             settings, engine=engine, uow=uow, keyring=keyring, audit_log=audit_log, clock=clock
         ),
         access=access,
+        security_events=SqlSecurityEvents(settings=settings.alerts, clock=clock),
         invitations=SqlInvitations(
             access=access, keys=keyring, outbox=outbox, clock=clock, base_url=settings.base_url
         ),
