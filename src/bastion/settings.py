@@ -96,6 +96,17 @@ class JobsSettings(_Section):
     daily_backup: bool = True
 
 
+class DatabaseSettings(_Section):
+    """PostgreSQL's second connection (docs/operations.md, "PostgreSQL roles").
+
+    ``database_url`` is the owner: migrations, jobs and the CLI use it. ``app_url``, when set,
+    is what the HTTP server's requests connect as: a role that owns no table and has neither
+    SUPERUSER nor BYPASSRLS, so row-level security binds it (checked at start-up).
+    """
+
+    app_url: SecretStr | None = None
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json_output: bool = True
@@ -423,6 +434,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8443, ge=1, le=65535)
     public_url: str | None = None
     database_url: SecretStr | None = None
+    database: DatabaseSettings = DatabaseSettings()
     http: HttpSettings = HttpSettings()
     tls: TlsSettings = TlsSettings()
     crypto: CryptoSettings = CryptoSettings()
@@ -445,6 +457,18 @@ class Settings(BaseSettings):
         webhook = self.audit.webhook_url
         if self.env == "prod" and webhook and not webhook.startswith("https://"):
             raise ValueError("audit.webhook_url must be https:// in prod")
+        return self
+
+    @model_validator(mode="after")
+    def _app_role_is_postgresql(self) -> Settings:
+        app_url = self.database.app_url
+        if app_url is None:
+            return self
+        owner = self.database_url.get_secret_value() if self.database_url else ""
+        if not owner.startswith("postgres") or not app_url.get_secret_value().startswith(
+            "postgres"
+        ):
+            raise ValueError("database.app_url needs a PostgreSQL database_url and app_url")
         return self
 
     @classmethod
