@@ -169,6 +169,8 @@ class RateLimitSettings(_Section):
     strategy: Literal["sliding-window-counter", "moving-window"] = "sliding-window-counter"
     # Redis must answer within this, or the call counts as "storage down" (fail closed on auth).
     storage_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
+    # Prefix of every counter key in a shared Redis (several installations, or tests, in one).
+    key_prefix: str = Field(default="bastion", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     auth: str = "30/minute"
     write: str = "300/minute"
     read: str = "1200/minute"
