@@ -12,7 +12,7 @@ address as for a real one, so that counting and locking cannot tell the two apar
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -37,6 +37,9 @@ class LoginAttempt:
     client: ClientInfo
     user_id: str | None = None
     password_changed_at: datetime | None = None
+    # Where to write to the account's owner (a lock notice); None for an unknown account.
+    email: str | None = field(default=None, repr=False)
+    name: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +47,8 @@ class SignedIn:
     """A login that succeeded (after the second factor, if any): who, and where to write."""
 
     user_id: str
-    email: str
-    name: str | None
+    email: str = field(repr=False)
+    name: str | None = field(repr=False)
     client: ClientInfo
     mfa: str | None = None
 
