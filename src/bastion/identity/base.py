@@ -116,6 +116,8 @@ class IdentityBase:
             client=client,
             user_id=user.id if user is not None else None,
             password_changed_at=as_utc(user.password_changed_at) if user is not None else None,
+            email=self._email_of(user) if user is not None else None,
+            name=user.name if user is not None else None,
         )
 
     def _refuse_login(
