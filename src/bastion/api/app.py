@@ -8,7 +8,16 @@ from bastion import __version__
 from bastion.api.access import authenticated, public
 from bastion.api.errors import install_error_handlers
 from bastion.api.middleware import EdgeMiddleware
-from bastion.api.routers import audit, auth, bootstrap, health, invitations, me, tenants
+from bastion.api.routers import (
+    audit,
+    auth,
+    bootstrap,
+    health,
+    invitations,
+    me,
+    security_events,
+    tenants,
+)
 from bastion.bootstrap import Container
 
 OPENAPI_URL = "/api/openapi.json"
@@ -36,6 +45,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(tenants.router)
     app.include_router(audit.router)
     app.include_router(invitations.router)
+    app.include_router(security_events.router)
     http = container.settings.http
     app.add_middleware(
         EdgeMiddleware,
