@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bastion.db.base import Base
@@ -33,6 +44,11 @@ class MembershipRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # A custom role of this tenant (``tenant_roles``): while set, the member's permissions are
+    # that role's, read on every request; ``role`` stays a built-in role (never owner).
+    custom_role_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("tenant_roles.id", ondelete="RESTRICT"), index=True, default=None
+    )
 
     def __repr__(self) -> str:
         return f"<MembershipRow tenant_id={self.tenant_id!r} user_id={self.user_id!r}>"
@@ -91,3 +107,58 @@ class ApiKeyRow(Base):
 
     def __repr__(self) -> str:
         return f"<ApiKeyRow id={self.id!r} tenant_id={self.tenant_id!r}>"
+
+
+class TenantSettingsRow(Base):
+    """A tenant's access policy; no row means the defaults (see ``access.policy``)."""
+
+    __tablename__ = "tenant_settings"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    require_mfa: Mapped[bool] = mapped_column(Boolean)
+    ip_allowlist: Mapped[str] = mapped_column(Text)  # JSON list of CIDR strings
+    break_glass_requires_approval: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str | None] = mapped_column(String(36))
+
+    def __repr__(self) -> str:
+        return f"<TenantSettingsRow tenant_id={self.tenant_id!r}>"
+
+
+class TenantRoleRow(Base):
+    """A custom role of one tenant: a named set of permissions drawn from ``Permission``."""
+
+    __tablename__ = "tenant_roles"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(40))
+    description: Mapped[str | None] = mapped_column(String(200))
+    permissions: Mapped[str] = mapped_column(Text)  # JSON list of Permission values
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BreakGlassGrantRow(Base):
+    """An operator's time-limited, read-only access to one tenant, with its reason.
+
+    Active while approved (or approval not required), not revoked and before ``expires_at``;
+    anything else is inert. ``expires_at`` is set when the grant becomes active.
+    """
+
+    __tablename__ = "break_glass_grants"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), ForeignKey("tenants.id", ondelete="CASCADE"))
+    operator_id: Mapped[str] = mapped_column(String(36), ForeignKey("users.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(String(1000))
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str | None] = mapped_column(String(36))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[str | None] = mapped_column(String(36))

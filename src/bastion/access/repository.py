@@ -10,12 +10,21 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bastion.access.models import MembershipRow, TenantRow
+from bastion.access.models import MembershipRow, TenantRoleRow, TenantRow
 from bastion.access.permissions import Role
 
 
 def tenant_by_slug(session: Session, slug: str) -> TenantRow | None:
     return session.scalars(select(TenantRow).where(TenantRow.slug == slug)).one_or_none()
+
+
+def tenant_by_ref(session: Session, ref: str) -> TenantRow | None:
+    """The tenant named by id or slug (no membership involved: operator paths only)."""
+    if not ref or len(ref) > 63:  # the longest slug
+        return None
+    return session.scalars(
+        select(TenantRow).where((TenantRow.id == ref) | (TenantRow.slug == ref))
+    ).first()
 
 
 def add_tenant(
@@ -110,3 +119,11 @@ def owner_count(session: Session, tenant_id: str) -> int:
 def delete_membership(session: Session, row: MembershipRow) -> None:
     session.delete(row)
     session.flush()
+
+
+def custom_role_names(session: Session, tenant_id: str) -> dict[str, str]:
+    """Custom role id -> name for one tenant (for listings)."""
+    rows = session.execute(
+        select(TenantRoleRow.id, TenantRoleRow.name).where(TenantRoleRow.tenant_id == tenant_id)
+    )
+    return {str(role_id): str(name) for role_id, name in rows}

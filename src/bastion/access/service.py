@@ -15,7 +15,7 @@ from typing import Final, Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bastion.access import repository
+from bastion.access import break_glass, repository
 from bastion.access.errors import (
     AlreadyMember,
     InvalidSlug,
@@ -26,7 +26,9 @@ from bastion.access.errors import (
     TenantNotFound,
 )
 from bastion.access.models import MembershipRow, TenantRow
-from bastion.access.permissions import Permission, Role
+from bastion.access.permissions import Permission, Role, permissions_of
+from bastion.access.policy import PolicyGate, SecondFactorCheck
+from bastion.access.roles import load_role
 from bastion.access.types import (
     AccessAction,
     Member,
@@ -37,6 +39,7 @@ from bastion.access.types import (
 )
 from bastion.audit import AuditEvent, AuditLog, Outcome
 from bastion.audit.events import JsonValue
+from bastion.db import bind_tenant
 from bastion.identity import ClientInfo
 from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id
@@ -64,7 +67,9 @@ class Access(Protocol):
     def my_tenants(
         self, session: Session, *, user_id: str, after: str | None = None, limit: int = 50
     ) -> list[TenantMembership]: ...
-    def resolve(self, session: Session, *, user_id: str, tenant_ref: str) -> TenantContext: ...
+    def resolve(
+        self, session: Session, *, user_id: str, tenant_ref: str, operator: bool = False
+    ) -> TenantContext: ...
     def authorize(
         self,
         session: Session,
@@ -72,6 +77,7 @@ class Access(Protocol):
         permission: Permission,
         *,
         client: ClientInfo,
+        route: str | None = None,
     ) -> None: ...
     def list_members(
         self, session: Session, context: TenantContext, *, after: str | None, limit: int
@@ -109,10 +115,19 @@ def is_tenant_id(ref: str) -> bool:
 class SqlAccess:
     """``Access`` over the ``tenants`` and ``memberships`` tables."""
 
-    def __init__(self, *, keys: TenantKeys, audit_log: AuditLog, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        keys: TenantKeys,
+        audit_log: AuditLog,
+        clock: Clock,
+        second_factors: SecondFactorCheck | None = None,
+    ) -> None:
         self._keys = keys
         self._audit = audit_log
         self._clock = clock
+        # Without ``second_factors`` a tenant that requires MFA refuses everyone (fail closed).
+        self._gate = PolicyGate(audit_log=audit_log, second_factors=second_factors)
 
     def create_tenant(
         self, session: Session, *, user_id: str, name: str, slug: str, client: ClientInfo
@@ -130,6 +145,7 @@ class SqlAccess:
             raise SlugTaken
         tenant_id = new_id()
         self._keys.provision_tenant(tenant_id)
+        bind_tenant(session, tenant_id)  # row-level security: the new tenant's rows are ours
         now = self._clock.now()
         try:
             with session.begin_nested():
@@ -162,10 +178,15 @@ class SqlAccess:
             for tenant, membership in rows
         ]
 
-    def resolve(self, session: Session, *, user_id: str, tenant_ref: str) -> TenantContext:
+    def resolve(
+        self, session: Session, *, user_id: str, tenant_ref: str, operator: bool = False
+    ) -> TenantContext:
         """The tenant named by id or slug, through ``user_id``'s membership, read now.
 
-        TenantNotFound when the tenant does not exist or the user is not a member.
+        A member holding a custom role gets that role's permissions as stored now. With
+        ``operator`` (the caller is an operator), a non-member with an active break-glass grant
+        on the tenant gets a read-only context (see ``break_glass``). TenantNotFound when the
+        tenant does not exist or the user is neither a member nor holds an active grant.
         """
         if not tenant_ref or len(tenant_ref) > MAX_TENANT_REF_CHARS:
             raise TenantNotFound
@@ -174,13 +195,45 @@ class SqlAccess:
         else:
             found = repository.membership_for(session, user_id=user_id, slug=tenant_ref)
         if found is None:
+            if operator:
+                return self._break_glass_context(session, user_id=user_id, tenant_ref=tenant_ref)
             raise TenantNotFound
         tenant, membership = found
         try:
             role = Role(membership.role)
         except ValueError:
             raise TenantNotFound from None  # a role this code does not know: fail closed
-        return TenantContext(tenant=_tenant(tenant), user_id=user_id, role=role)
+        if membership.custom_role_id is None:
+            return TenantContext(tenant=_tenant(tenant), user_id=user_id, role=role)
+        custom = load_role(session, tenant.id, membership.custom_role_id)
+        return TenantContext(
+            tenant=_tenant(tenant),
+            user_id=user_id,
+            role=role,
+            custom_role=None if custom is None else custom.name,
+            # A role that vanished grants nothing (fail closed); the FK makes that unlikely.
+            custom_permissions=frozenset() if custom is None else custom.permissions,
+        )
+
+    def _break_glass_context(
+        self, session: Session, *, user_id: str, tenant_ref: str
+    ) -> TenantContext:
+        tenant = repository.tenant_by_ref(session, tenant_ref)
+        if tenant is None:
+            raise TenantNotFound
+        grant = break_glass.active_grant(
+            session, operator_id=user_id, tenant=tenant, now=self._clock.now()
+        )
+        if grant is None:
+            raise TenantNotFound  # expired, revoked, pending or never asked: inert
+        return TenantContext(
+            tenant=_tenant(tenant),
+            user_id=user_id,
+            role=Role.VIEWER,
+            custom_role=break_glass.BREAK_GLASS_ROLE_NAME,
+            custom_permissions=break_glass.BREAK_GLASS_PERMISSIONS,
+            break_glass_grant_id=grant.id,
+        )
 
     def authorize(
         self,
@@ -189,12 +242,32 @@ class SqlAccess:
         permission: Permission,
         *,
         client: ClientInfo,
+        route: str | None = None,
     ) -> None:
-        """Return if the member's role grants ``permission``; otherwise record the refusal on
-        the tenant's chain and raise PermissionDenied (an audited refusal: the edge commits
-        the audit entry and nothing else)."""
+        """Return if the tenant's policy admits the request and the caller's effective
+        permissions grant ``permission``; otherwise record the refusal on the tenant's chain
+        and raise (an audited refusal: the edge commits the audit entry and nothing else).
+
+        The tenant policy comes first (IpNotAllowed, then TenantMfaRequired, both 403), then
+        PermissionDenied (403). Under a break-glass grant, an allowed request appends
+        ``break_glass.read`` (grant, permission, ``route``) to the tenant's chain.
+        """
+        self._gate.enforce(session, context, client=client)
         if context.has_permission(permission):
+            if context.break_glass_grant_id is not None:
+                self._record(
+                    session,
+                    context.tenant_id,
+                    AccessAction.BREAK_GLASS_READ,
+                    actor=context.user_id,
+                    target=context.break_glass_grant_id,
+                    client=client,
+                    details={"permission": permission.value, "route": (route or "")[:200]},
+                )
             return
+        details: dict[str, JsonValue] = {"permission": permission.value, "role": context.role.value}
+        if context.custom_role is not None:
+            details["custom_role"] = context.custom_role
         self._record(
             session,
             context.tenant_id,
@@ -203,9 +276,24 @@ class SqlAccess:
             target=None,
             client=client,
             outcome=Outcome.DENIED,
-            details={"permission": permission.value, "role": context.role.value},
+            details=details,
         )
         raise PermissionDenied(permission=permission.value)
+
+    def authorize_grant(
+        self, session: Session, context: TenantContext, role: Role, *, client: ClientInfo
+    ) -> None:
+        """Check that the caller may hand out ``role``: owner needs OWNER_MANAGE, and a caller
+        whose permissions come from a custom role may grant only a role whose permissions it
+        holds itself (no escalation through a custom role with member management).
+        PermissionDenied (403, audited)."""
+        if role is Role.OWNER:
+            self.authorize(session, context, Permission.OWNER_MANAGE, client=client)
+        if context.custom_permissions is None:
+            return
+        missing = sorted(permissions_of(role) - context.permissions)
+        if missing:
+            self.authorize(session, context, missing[0], client=client)
 
     def list_members(
         self, session: Session, context: TenantContext, *, after: str | None, limit: int
@@ -213,7 +301,12 @@ class SqlAccess:
         """A page of the tenant's members ordered by user id, after ``after``."""
         size = max(1, min(limit, MAX_PAGE_SIZE))
         rows = repository.members(session, context.tenant_id, after_user_id=after, limit=size)
-        return [_member(row) for row in rows]
+        names = (
+            repository.custom_role_names(session, context.tenant_id)
+            if any(row.custom_role_id for row in rows)
+            else {}
+        )
+        return [_member(row, names) for row in rows]
 
     def add_member(
         self,
@@ -226,11 +319,10 @@ class SqlAccess:
     ) -> Member:
         """Add an existing user directly (interim until invitations by e-mail).
 
-        Granting owner needs OWNER_MANAGE. MemberNotFound if the user does not exist,
-        AlreadyMember if already in the tenant.
+        Granting owner needs OWNER_MANAGE (see ``authorize_grant``). MemberNotFound if the user
+        does not exist, AlreadyMember if already in the tenant.
         """
-        if role is Role.OWNER:
-            self.authorize(session, context, Permission.OWNER_MANAGE, client=client)
+        self.authorize_grant(session, context, role, client=client)
         if repository.member(session, context.tenant_id, user_id) is not None:
             raise AlreadyMember
         try:
@@ -264,13 +356,16 @@ class SqlAccess:
         needs OWNER_MANAGE; the last owner cannot be downgraded (LastOwner, 409)."""
         row = self._member_for_change(session, context, user_id, client=client)
         previous = Role(row.role)
-        if role is Role.OWNER and previous is not Role.OWNER:
-            self.authorize(session, context, Permission.OWNER_MANAGE, client=client)
-        if previous is role:
+        if previous is not role or row.custom_role_id is not None:
+            self.authorize_grant(session, context, role, client=client)
+        if previous is role and row.custom_role_id is None:
             return _member(row)
         if previous is Role.OWNER and repository.owner_count(session, context.tenant_id) <= 1:
             raise LastOwner
+        dropped = row.custom_role_id
         row.role = role.value
+        # One role at a time: a built-in role replaces a custom one.
+        row.custom_role_id = None
         row.updated_at = self._clock.now()
         session.flush()
         self._record(
@@ -280,7 +375,11 @@ class SqlAccess:
             actor=context.user_id,
             target=user_id,
             client=client,
-            details={"from": previous.value, "to": role.value},
+            details={
+                "from": previous.value,
+                "to": role.value,
+                **({"custom_role_dropped": dropped} if dropped else {}),
+            },
         )
         return _member(row)
 
@@ -383,5 +482,13 @@ def _tenant(row: TenantRow) -> Tenant:
     return Tenant(id=TenantId(row.id), slug=row.slug, name=row.name, created_at=created_at)
 
 
-def _member(row: MembershipRow) -> Member:
-    return Member(user_id=row.user_id, role=Role(row.role), joined_at=as_utc(row.created_at))
+def _member(row: MembershipRow, custom_role_names: dict[str, str] | None = None) -> Member:
+    custom = None
+    if row.custom_role_id is not None:
+        custom = (custom_role_names or {}).get(row.custom_role_id, row.custom_role_id)
+    return Member(
+        user_id=row.user_id,
+        role=Role(row.role),
+        joined_at=as_utc(row.created_at),
+        custom_role=custom,
+    )

@@ -72,7 +72,13 @@ class Member:
 @dataclass(frozen=True, slots=True)
 class TenantContext:
     """The tenant of one request, resolved from the caller's membership as read from the
-    database during this request (never cached, so a removal or downgrade applies at once)."""
+    database during this request (never cached, so a removal or downgrade applies at once).
+
+    ``custom_permissions`` replaces the built-in role's permissions when the member holds a
+    custom role (``custom_role`` names it) or enters through a break-glass grant
+    (``break_glass_grant_id``: read-only permissions, every use audited). ``permissions`` is
+    the effective set; use it (never ``permissions_of(role)``) to cap what a caller grants.
+    """
 
     tenant: Tenant
     user_id: str
@@ -82,15 +88,30 @@ class TenantContext:
     # the creator's role shrinks the key on its very next use.
     api_key_id: str | None = None
     api_key_permissions: frozenset[Permission] | None = None
+    custom_role: str | None = None
+    custom_permissions: frozenset[Permission] | None = None
+    break_glass_grant_id: str | None = None
 
     @property
     def tenant_id(self) -> TenantId:
         return self.tenant.id
 
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        """The caller's effective permissions in this tenant, as read on this request: the
+        custom role's (or break-glass set) if any, else the built-in role's, narrowed by an API
+        key's own permissions."""
+        granted = (
+            self.custom_permissions
+            if self.custom_permissions is not None
+            else permissions_of(self.role)
+        )
+        if self.api_key_permissions is not None:
+            return granted & self.api_key_permissions
+        return granted
+
     def has_permission(self, permission: Permission) -> bool:
-        if self.api_key_permissions is not None and permission not in self.api_key_permissions:
-            return False
-        return is_allowed(self.role, permission)
+        return permission in self.permissions
 
 
 @dataclass(frozen=True, slots=True)
