@@ -4,7 +4,8 @@ assembled from this base and the flow classes."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +25,7 @@ from bastion.identity.keys import SystemKeys
 from bastion.identity.mfa import SecondFactors
 from bastion.identity.models import PasswordHistory, User
 from bastion.identity.passwords import PasswordHasher, PasswordPolicy, check_not_reused
+from bastion.identity.revocation import CredentialRevoker
 from bastion.identity.sessions import SessionPolicy
 from bastion.identity.types import (
     Account,
@@ -53,6 +55,7 @@ class IdentityBase:
         bootstrap: FirstOperatorBootstrap,
         base_url: str,
         guard: LoginGuard | None = None,
+        credential_revokers: Sequence[CredentialRevoker] = (),
     ) -> None:
         self._settings = settings
         self._hasher = hasher
@@ -63,6 +66,7 @@ class IdentityBase:
         self._bootstrap = bootstrap
         self._base_url = base_url.rstrip("/")
         self._guard: LoginGuard = guard or OpenDoor()
+        self._credential_revokers = tuple(credential_revokers)
         self._policy = PasswordPolicy(
             min_length=settings.password_min_length,
             max_length=settings.password_max_length,
@@ -207,6 +211,32 @@ class IdentityBase:
         )
         # A failure here fails the sign-up (503): better than an account nobody can verify.
         self._outbox.send(mail, now=self._clock.now())
+
+    def _revoke_everything(
+        self,
+        session: Session,
+        user_id: str,
+        now: datetime,
+        *,
+        reason: str,
+        actor: str | None,
+        client: ClientInfo,
+    ) -> tuple[int, int]:
+        """End every session of ``user_id`` and every credential other domains hold for them
+        (API keys), in this transaction; returns (sessions, other credentials) revoked."""
+        killed = repository.revoke_all_sessions(session, user_id, now)
+        keys = sum(
+            revoker.revoke_user_credentials(
+                session,
+                user_id=user_id,
+                now=now,
+                reason=reason,
+                actor_user_id=actor,
+                client=client,
+            )
+            for revoker in self._credential_revokers
+        )
+        return killed, keys
 
     def _record(
         self,

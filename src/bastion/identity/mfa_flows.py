@@ -179,6 +179,11 @@ class SecondFactorFlows(IdentityBase):
             target=principal.user_id,
         )
 
+    def require_step_up(self, session: Session, *, principal: Principal) -> None:
+        """Return if a second factor was proved in this session within ``step_up_seconds``;
+        StepUpRequired (403) otherwise, also for an account with no second factor at all."""
+        self._require_recent_mfa(session, principal)
+
     def _require_recent_mfa(self, session: Session, principal: Principal) -> None:
         within = timedelta(seconds=self._settings.step_up_seconds)
         now = self._clock.now()

@@ -110,12 +110,14 @@ class PasswordFlows(IdentityBase):
         # Receiving the link proves control of the mailbox.
         if user.email_verified_at is None:
             user.email_verified_at = now
-        killed = repository.revoke_all_sessions(session, user.id, now)
+        killed, keys = self._revoke_everything(
+            session, user.id, now, reason="password_reset", actor=user.id, client=client
+        )
         self._record(
             session,
             IdentityAction.PASSWORD_RESET,
             client,
             actor=user.id,
             target=user.id,
-            details={"sessions_revoked": killed},
+            details={"sessions_revoked": killed, "api_keys_revoked": keys},
         )

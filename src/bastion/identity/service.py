@@ -129,6 +129,7 @@ class Identity(Protocol):
     def disable_totp(
         self, session: Session, *, principal: Principal, client: ClientInfo
     ) -> None: ...
+    def require_step_up(self, session: Session, *, principal: Principal) -> None: ...
 
 
 class SqlIdentity(PasswordFlows, SecondFactorFlows):
@@ -251,14 +252,16 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
         now = self._clock.now()
         if user.disabled_at is None:
             user.disabled_at = now
-        killed = repository.revoke_all_sessions(session, user.id, now)
+        killed, keys = self._revoke_everything(
+            session, user.id, now, reason="user_disabled", actor=actor_user_id, client=client
+        )
         self._record(
             session,
             IdentityAction.USER_DISABLED,
             client,
             actor=actor_user_id,
             target=user.id,
-            details={"sessions_revoked": killed},
+            details={"sessions_revoked": killed, "api_keys_revoked": keys},
         )
 
     def report_compromise(self, session: Session, *, user_id: str, client: ClientInfo) -> int:
@@ -271,14 +274,21 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
         user = repository.user_by_id(session, user_id, for_update=True)
         if user is None:
             raise UserNotFound
-        killed = repository.revoke_all_sessions(session, user.id, self._clock.now())
+        killed, keys = self._revoke_everything(
+            session,
+            user.id,
+            self._clock.now(),
+            reason="compromise_reported",
+            actor=user.id,
+            client=client,
+        )
         self._record(
             session,
             IdentityAction.COMPROMISE_REPORTED,
             client,
             actor=user.id,
             target=user.id,
-            details={"sessions_revoked": killed},
+            details={"sessions_revoked": killed, "api_keys_revoked": keys},
         )
         if user.disabled_at is None:
             self.request_password_reset(session, email=self._email_of(user), client=client)
@@ -456,15 +466,22 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
     def revoke_all_sessions(
         self, session: Session, *, principal: Principal, client: ClientInfo
     ) -> int:
-        """Revoke every session of the caller, the current one included."""
-        killed = repository.revoke_all_sessions(session, principal.user_id, self._clock.now())
+        """Revoke every session of the caller, the current one included, and every API key."""
+        killed, keys = self._revoke_everything(
+            session,
+            principal.user_id,
+            self._clock.now(),
+            reason="sessions_revoked",
+            actor=principal.user_id,
+            client=client,
+        )
         self._record(
             session,
             IdentityAction.SESSIONS_REVOKED,
             client,
             actor=principal.user_id,
             target=principal.user_id,
-            details={"sessions_revoked": killed},
+            details={"sessions_revoked": killed, "api_keys_revoked": keys},
         )
         return killed
 
