@@ -1,0 +1,87 @@
+"""What the e-mailed links do: unlock an account early, or "this wasn't me".
+
+``Detection.report`` is P25: it locks sign-in until the password is reset, has identity end
+every session (and every credential hanging on them) and mail a reset link, and records a HIGH
+security event, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy.orm import Session
+
+from bastion.alerts.types import SecurityEvent, SecurityEvents, Severity
+from bastion.audit import AuditEvent, AuditLog
+from bastion.detection import links, repository
+from bastion.detection.links import LinkPurpose
+from bastion.identity.types import ClientInfo
+from bastion.kernel.clock import Clock
+
+
+class AccountRevoker(Protocol):
+    """The identity service's "revoke everything" (``Identity.report_compromise``)."""
+
+    def report_compromise(self, session: Session, *, user_id: str, client: ClientInfo) -> int: ...
+
+
+class Detection:
+    """The link flows of detection; the login checks themselves are ``SqlLoginGuard``."""
+
+    def __init__(
+        self,
+        *,
+        accounts: AccountRevoker,
+        events: SecurityEvents,
+        audit_log: AuditLog,
+        clock: Clock,
+    ) -> None:
+        self._accounts = accounts
+        self._events = events
+        self._audit = audit_log
+        self._clock = clock
+
+    def unlock(self, session: Session, *, token: str, client: ClientInfo) -> None:
+        """End a failures lock with the e-mailed unlock link (single use). Raises LinkInvalid.
+        A "this wasn't me" lock is not ended this way: only a password reset ends it."""
+        now = self._clock.now()
+        user_id = links.redeem(session, token=token, purpose=LinkPurpose.UNLOCK, now=now)
+        lock = repository.active_lock(session, user_id, now=now, password_changed_at=None)
+        released = False
+        if lock is not None and lock.reason == repository.REASON_FAILURES:
+            released = repository.release(session, user_id, now=now)
+        self._audit.append(
+            session,
+            AuditEvent(
+                action="detection.account_unlocked",
+                actor_user_id=user_id,
+                target=user_id,
+                source_ip=client.ip,
+                user_agent=client.user_agent,
+                request_id=client.request_id,
+                details={"released": released},
+            ),
+        )
+
+    def report(self, session: Session, *, token: str, client: ClientInfo) -> int:
+        """ "This wasn't me" (single-use link from a new-device e-mail): sign-in is locked until
+        the password is reset, every session of the account ends before this returns, a reset
+        link is mailed, and a HIGH security event is recorded. Returns the sessions revoked.
+        Raises LinkInvalid."""
+        now = self._clock.now()
+        user_id = links.redeem(session, token=token, purpose=LinkPurpose.REPORT, now=now)
+        repository.lock(
+            session, user_id, reason=repository.REASON_REPORTED, failures=0, now=now, until=None
+        )
+        killed = self._accounts.report_compromise(session, user_id=user_id, client=client)
+        self._events.record(
+            session,
+            SecurityEvent(
+                type="login.reported",
+                severity=Severity.HIGH,
+                subject=user_id,
+                source=client.ip,
+                details={"sessions_revoked": killed},
+            ),
+        )
+        return killed
