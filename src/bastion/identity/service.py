@@ -366,6 +366,12 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
                 details={"rehashed": rehashed},
             )
             raise MfaRequired(mfa_token=mfa_token)
+        # Before the session row: the guard seals its new-device notice before its first write
+        # (SQLite, see mail.queue), and a refusal it raises leaves no session behind.
+        self._guard.signed_in(
+            session,
+            SignedIn(user_id=user.id, email=self._email_of(user), name=user.name, client=client),
+        )
         issued = sessions.issue(
             session, user_id=user.id, client=client, now=self._clock.now(), policy=self._sessions
         )
@@ -376,10 +382,6 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
             actor=user.id,
             target=issued.id,
             details={"rehashed": rehashed, "mfa": None},
-        )
-        self._guard.signed_in(
-            session,
-            SignedIn(user_id=user.id, email=self._email_of(user), name=user.name, client=client),
         )
         return issued
 
