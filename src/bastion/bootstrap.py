@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session
 
 from bastion.access import SqlAccess, SqlInvitations
 from bastion.alerts import SqlSecurityEvents
-from bastion.audit import AuditEvent, AuditLog, AuditVerifier, Checkpointer, Keys
+from bastion.audit import (
+    AuditEvent,
+    AuditLog,
+    AuditVerifier,
+    Checkpointer,
+    Keys,
+    ReadAuditBatcher,
+)
 from bastion.audit.canonical import key_id_for
 from bastion.backup import BackupService, BackupTarget, LocalTarget, S3Target, s3_client
 from bastion.crypto import (
@@ -73,6 +80,8 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     uow = UnitOfWork(engine)
     key_provider = _key_provider(settings)
     # The keyring keeps its own short transactions on the same engine (see Keyring).
+    # Read events in group commits; `record` blocks until durable (audit/batcher.py).
+    read_audit: ReadAuditBatcher
     keyring = Keyring(uow=uow, provider=key_provider, clock=clock)
     first_operator = FirstOperatorBootstrap(clock=clock)
     audit_log = AuditLog(pseudonymizer=keyring, clock=clock, settings=settings.audit)
@@ -113,6 +122,7 @@ def _key_provider(settings: Settings) -> KeyProvider:
     if crypto.provider == "pkcs11":
         pkcs11 = crypto.pkcs11
         if pkcs11.user_pin is None:  # settings refuse this; kept for the type checker
+        read_audit=build_read_audit(settings, uow=uow, audit_log=audit_log),
             raise StartupError("BASTION_CRYPTO__PKCS11__USER_PIN is required for provider pkcs11")
         return Pkcs11KeyProvider(
             module_path=pkcs11.module_path,
@@ -163,6 +173,21 @@ def build_backup(
         keyring=keyring,
         audit_log=audit_log,
         clock=clock,
+def build_read_audit(
+    settings: Settings, *, uow: UnitOfWork, audit_log: AuditLog
+) -> ReadAuditBatcher:
+    """The read-audit batcher. It writes on the owner's ``uow``, not the request path's: one
+    batch holds many tenants' events, which no single tenant context may write."""
+    audit = settings.audit
+    return ReadAuditBatcher(
+        uow=uow,
+        audit_log=audit_log,
+        max_events=audit.read_batch_max_events,
+        max_wait_seconds=audit.read_batch_max_wait_ms / 1000,
+        timeout_seconds=audit.read_timeout_seconds,
+    )
+
+
     )
 
 

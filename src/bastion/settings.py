@@ -123,6 +123,12 @@ class AuditSettings(_Section):
     webhook_url: str | None = None
     webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     max_details_bytes: int = Field(default=4096, ge=256, le=64 * 1024)
+    # Read events share group commits (audit/batcher.py): up to this many events a commit, a
+    # batch waits at most this long for latecomers, and a read fails (503) if its event is not
+    # durable within the timeout.
+    read_batch_max_events: int = Field(default=256, ge=1, le=10_000)
+    read_batch_max_wait_ms: float = Field(default=2.0, ge=0, le=100)
+    read_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 
     @model_validator(mode="after")
     def _webhook_is_http(self) -> AuditSettings:

@@ -9,6 +9,7 @@ come from the keyring through the ``CheckpointSigner`` and ``Pseudonymizer`` pro
 checks through an injected ``SignatureVerifier``.
 """
 
+from bastion.audit.batcher import BatcherStats, ReadAuditBatcher
 from bastion.audit.canonical import GENESIS_HASH, SYSTEM_CHAIN
 from bastion.audit.checkpoints import Checkpointer, CheckpointSigner, PublishReport
 from bastion.audit.errors import (
@@ -48,6 +49,7 @@ __all__ = [
     "AuditRecord",
     "AuditVerifier",
     "AuditWriteFailed",
+    "BatcherStats",
     "ChainReport",
     "CheckpointSigner",
     "Checkpointer",
@@ -61,6 +63,7 @@ __all__ = [
     "Outcome",
     "Pseudonymizer",
     "PublishReport",
+    "ReadAuditBatcher",
     "SecretInAuditDetails",
     "SignatureVerifier",
     "VerifyReport",
