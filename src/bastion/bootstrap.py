@@ -6,6 +6,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 from sqlalchemy import Engine, text
@@ -44,7 +45,14 @@ from bastion.identity.keys import SystemKeys
 from bastion.identity.passwords import Argon2Parameters, PasswordHasher
 from bastion.identity.service import Identity, SqlIdentity
 from bastion.kernel.clock import Clock, SystemClock
-from bastion.mail import DirectoryOutbox, Outbox, SmtpOutbox
+from bastion.mail import (
+    DirectoryOutbox,
+    MailDispatcher,
+    Outbox,
+    RetryPolicy,
+    SmtpOutbox,
+    SqlMailQueue,
+)
 from bastion.settings import Settings
 
 T = TypeVar("T")
@@ -66,9 +74,14 @@ class Container:
     keyring: Keyring
     audit_log: AuditLog
     identity: Identity
+    # The transport (SMTP or .eml files); requests queue mail in ``mail_queue`` instead, and
+    # ``mail_dispatcher(container, holder)`` delivers it.
     outbox: Outbox
+    mail_queue: SqlMailQueue
     backup: BackupService
     access: SqlAccess
+    # Read events in group commits; `record` blocks until durable (audit/batcher.py).
+    read_audit: ReadAuditBatcher
     invitations: SqlInvitations
     # Detection, audit verification and key management record security events here.
     security_events: SqlSecurityEvents
@@ -80,13 +93,12 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     uow = UnitOfWork(engine)
     key_provider = _key_provider(settings)
     # The keyring keeps its own short transactions on the same engine (see Keyring).
-    # Read events in group commits; `record` blocks until durable (audit/batcher.py).
-    read_audit: ReadAuditBatcher
     keyring = Keyring(uow=uow, provider=key_provider, clock=clock)
     first_operator = FirstOperatorBootstrap(clock=clock)
     audit_log = AuditLog(pseudonymizer=keyring, clock=clock, settings=settings.audit)
     keyring.record_events_with(_key_event_recorder(audit_log))
     outbox = build_outbox(settings)
+    mail_queue = SqlMailQueue(sealer=keyring)
     access = SqlAccess(keys=keyring, audit_log=audit_log, clock=clock)
     return Container(
         settings=settings,
@@ -98,6 +110,7 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
         keyring=keyring,
         audit_log=audit_log,
         outbox=outbox,
+        mail_queue=mail_queue,
         backup=build_backup(
             settings, engine=engine, uow=uow, keyring=keyring, audit_log=audit_log, clock=clock
         ),
@@ -109,8 +122,9 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
         identity=build_identity(
             settings,
             keys=keyring,
+        read_audit=build_read_audit(settings, uow=uow, audit_log=audit_log),
             clock=clock,
-            outbox=outbox,
+            outbox=mail_queue,
             first_operator=first_operator,
             audit=AuditLogTrail(audit_log),
         ),
@@ -122,7 +136,6 @@ def _key_provider(settings: Settings) -> KeyProvider:
     if crypto.provider == "pkcs11":
         pkcs11 = crypto.pkcs11
         if pkcs11.user_pin is None:  # settings refuse this; kept for the type checker
-        read_audit=build_read_audit(settings, uow=uow, audit_log=audit_log),
             raise StartupError("BASTION_CRYPTO__PKCS11__USER_PIN is required for provider pkcs11")
         return Pkcs11KeyProvider(
             module_path=pkcs11.module_path,
@@ -160,19 +173,6 @@ def build_backup(
             access_key_id=access_key.get_secret_value() if access_key else None,
             secret_access_key=secret_key.get_secret_value() if secret_key else None,
             timeout_seconds=backup.s3_timeout_seconds,
-        )
-        return S3Target(client, bucket=backup.s3_bucket or "", prefix=backup.s3_prefix)
-
-    return BackupService(
-        settings=backup,
-        database_url=settings.resolved_database_url,
-        staging_dir=settings.backup_staging_dir,
-        target=target,
-        engine=engine,
-        uow=uow,
-        keyring=keyring,
-        audit_log=audit_log,
-        clock=clock,
 def build_read_audit(
     settings: Settings, *, uow: UnitOfWork, audit_log: AuditLog
 ) -> ReadAuditBatcher:
@@ -188,6 +188,19 @@ def build_read_audit(
     )
 
 
+        )
+        return S3Target(client, bucket=backup.s3_bucket or "", prefix=backup.s3_prefix)
+
+    return BackupService(
+        settings=backup,
+        database_url=settings.resolved_database_url,
+        staging_dir=settings.backup_staging_dir,
+        target=target,
+        engine=engine,
+        uow=uow,
+        keyring=keyring,
+        audit_log=audit_log,
+        clock=clock,
     )
 
 
@@ -209,12 +222,29 @@ def build_outbox(settings: Settings) -> Outbox:
     )
 
 
+def mail_dispatcher(container: Container, *, holder: str) -> MailDispatcher:
+    """Delivers ``container.mail_queue`` through the configured transport (see mail.delivery)."""
+    mail = container.settings.mail
+    return MailDispatcher(
+        uow=container.uow,
+        sealer=container.keyring,
+        transport=container.outbox,
+        clock=container.clock,
+        holder=holder,
+        retry=RetryPolicy(
+            max_attempts=mail.outbox_max_attempts,
+            base=timedelta(seconds=mail.outbox_retry_base_seconds),
+            cap=timedelta(seconds=mail.outbox_retry_max_seconds),
+        ),
+    )
+
+
 def build_identity(
     settings: Settings,
     *,
     keys: SystemKeys,
     clock: Clock,
-    outbox: Outbox,
+    outbox: SqlMailQueue,
     first_operator: FirstOperatorBootstrap,
     audit: AuditTrail,
 ) -> SqlIdentity:

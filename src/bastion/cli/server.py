@@ -10,10 +10,12 @@ import structlog
 import uvicorn
 
 from bastion.api import create_app
-from bastion.bootstrap import Container, issue_first_start_link, preflight
+from bastion.bootstrap import Container, issue_first_start_link, mail_dispatcher, preflight
 from bastion.errors import StartupError
 from bastion.identity.first_operator import BOOTSTRAP_PATH
 from bastion.jobs import scheduler_for
+from bastion.jobs.catalog import PROCESS_HOLDER
+from bastion.mail import MailWorker
 
 # TLS 1.2 suites (TLS 1.3 suites are fixed by OpenSSL): forward secrecy and AEAD only.
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
@@ -92,8 +94,25 @@ def serve(container: Container) -> None:
     scheduler = scheduler_for(container)
     if scheduler is not None:
         scheduler.start()
+    mail_worker = _mail_worker(container)
+    if mail_worker is not None:
+        mail_worker.start()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        if mail_worker is not None:
+            mail_worker.stop()
         if scheduler is not None:
             scheduler.stop()
+
+
+def _mail_worker(container: Container) -> MailWorker | None:
+    """The thread delivering queued mail, unless the operator leaves it to cron."""
+    mail = container.settings.mail
+    if not mail.deliver_in_process:
+        return None
+    return MailWorker(
+        mail_dispatcher(container, holder=PROCESS_HOLDER),
+        wake=container.mail_queue.pending,
+        poll_seconds=mail.outbox_poll_seconds,
+    )

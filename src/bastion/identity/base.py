@@ -36,7 +36,7 @@ from bastion.identity.types import (
 )
 from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id
-from bastion.mail import Outbox
+from bastion.mail import MailQueue
 from bastion.settings import IdentitySettings
 
 
@@ -50,7 +50,7 @@ class IdentityBase:
         hasher: PasswordHasher,
         keys: SystemKeys,
         clock: Clock,
-        outbox: Outbox,
+        outbox: MailQueue,
         audit: AuditTrail,
         bootstrap: FirstOperatorBootstrap,
         base_url: str,
@@ -209,8 +209,9 @@ class IdentityBase:
             token=token,
             hours=lifetime // 3600,
         )
-        # A failure here fails the sign-up (503): better than an account nobody can verify.
-        self._outbox.send(mail, now=self._clock.now())
+        # Queued in this transaction (the address was sealed earlier in it, so sealing the mail
+        # needs no keyring write: see mail.queue); delivered after the commit.
+        self._outbox.send(session, mail, now=self._clock.now())
 
     def _revoke_everything(
         self,

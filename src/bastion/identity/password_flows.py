@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import structlog
 from sqlalchemy.orm import Session
 
 from bastion.identity import messages, repository, sessions, tokens
@@ -22,9 +21,7 @@ from bastion.identity.types import (
     Principal,
     TokenPurpose,
 )
-from bastion.mail import MailDeliveryFailed
-
-log = structlog.get_logger("bastion.identity")
+from bastion.kernel.ids import new_token
 
 
 class PasswordFlows(IdentityBase):
@@ -65,33 +62,38 @@ class PasswordFlows(IdentityBase):
         return issued
 
     def request_password_reset(self, session: Session, *, email: str, client: ClientInfo) -> None:
-        """Mail a reset link if the address has an active account; silent otherwise.
+        """Queue a reset link if the address has an active account; silent otherwise.
 
-        The caller answers the same whatever happens here (no enumeration); a mail failure is
-        logged, not raised, for the same reason.
+        The caller answers the same whatever happens here (no enumeration). The mail is only
+        queued (mail.queue): SMTP is never touched in the request, so a known address costs no
+        more time than an unknown one and a mail outage cannot fail or slow the request.
         """
         user = self._find_for_login(session, email)
         if user is None or user.disabled_at is not None:
             return
-        token = tokens.issue(
+        now = self._clock.now()
+        token = new_token()
+        # Sealed before this transaction's first write (SQLite: see mail.queue).
+        prepared = self._outbox.prepare(
+            messages.password_reset(
+                to=self._email_of(user),
+                name=user.name,
+                base_url=self._base_url,
+                token=token,
+                minutes=self._settings.password_reset_lifetime_seconds // 60,
+            ),
+            now=now,
+        )
+        tokens.issue(
             session,
             user_id=user.id,
             purpose=TokenPurpose.RESET_PASSWORD,
-            now=self._clock.now(),
+            now=now,
             lifetime=timedelta(seconds=self._settings.password_reset_lifetime_seconds),
-        )
-        self._record(session, IdentityAction.PASSWORD_RESET_REQUESTED, client, target=user.id)
-        mail = messages.password_reset(
-            to=self._email_of(user),
-            name=user.name,
-            base_url=self._base_url,
             token=token,
-            minutes=self._settings.password_reset_lifetime_seconds // 60,
         )
-        try:
-            self._outbox.send(mail, now=self._clock.now())
-        except MailDeliveryFailed:
-            log.warning("identity.reset_mail_failed", user=user.id)
+        self._outbox.enqueue(session, prepared, now=now)
+        self._record(session, IdentityAction.PASSWORD_RESET_REQUESTED, client, target=user.id)
 
     def reset_password(
         self, session: Session, *, token: str, password: str, client: ClientInfo

@@ -220,6 +220,7 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
         )
         now = self._clock.now()
         self._outbox.send(
+            session,
             messages.email_change(
                 to=address.value,
                 name=user.name,
@@ -230,7 +231,9 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
             now=now,
         )
         self._outbox.send(
-            messages.email_change_notice(to=self._email_of(user), name=user.name), now=now
+            session,
+            messages.email_change_notice(to=self._email_of(user), name=user.name),
+            now=now,
         )
 
     def account(self, session: Session, *, principal: Principal) -> Account:

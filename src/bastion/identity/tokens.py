@@ -32,10 +32,12 @@ def issue(
     lifetime: timedelta,
     token_id: str | None = None,
     payload_sealed: bytes | None = None,
+    token: str | None = None,
 ) -> str:
-    """A new token (``token_id`` when the caller sealed a payload to it beforehand)."""
+    """A new token (``token_id`` when the caller sealed a payload to it beforehand; ``token``
+    when the caller drew it beforehand, e.g. to seal the e-mail carrying it before any write)."""
     repository.retire_email_tokens(session, user_id, purpose, now)
-    token = new_token()
+    token = token or new_token()
     session.add(
         EmailToken(
             id=token_id or new_id(),

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from bastion.audit import run_scheduled_verification
 from bastion.backup.jobs import run_daily_backup
-from bastion.bootstrap import Container, audit_verifier, checkpointer
+from bastion.bootstrap import Container, audit_verifier, checkpointer, mail_dispatcher
 from bastion.jobs.leases import JobLeases
 from bastion.jobs.scheduler import Job, Scheduler
 
@@ -17,6 +17,9 @@ from bastion.jobs.scheduler import Job, Scheduler
 PROCESS_HOLDER = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
 # Leases sized far above a normal run, so a slow run is not overlapped by another instance.
 SHORT_JOB_LEASE = timedelta(minutes=10)
+# A backstop for the mail worker of `bastion serve` (and the cron path when it is off): each
+# message is leased on its own, so this and the worker never send one twice.
+MAIL_DELIVERY_INTERVAL = timedelta(minutes=1)
 BACKUP_LEASE = timedelta(hours=6)
 
 
@@ -34,6 +37,12 @@ def job_catalog(container: Container) -> list[Job]:
             name="audit.verify",
             run=lambda: run_scheduled_verification(audit_verifier(container)),
             every=timedelta(seconds=settings.audit_verify_interval_seconds),
+            lease=SHORT_JOB_LEASE,
+        ),
+        Job(
+            name="mail.deliver",
+            run=lambda: mail_dispatcher(container, holder=PROCESS_HOLDER).deliver_due(),
+            every=MAIL_DELIVERY_INTERVAL,
             lease=SHORT_JOB_LEASE,
         ),
     ]
