@@ -38,6 +38,7 @@ from bastion.crypto.kms.pkcs11 import Pkcs11KeyProvider
 from bastion.crypto.types import KeyEventRecorder
 from bastion.db import UnitOfWork, assert_schema_current, make_engine, upgrade_to_head
 from bastion.db.engine import sqlite_path
+from bastion.db.roles import app_role_problems
 from bastion.errors import StartupError
 from bastion.identity import FirstOperatorBootstrap, IssuedLink
 from bastion.identity.events import AuditLogTrail, AuditTrail
@@ -68,6 +69,11 @@ class Container:
     settings: Settings
     engine: Engine
     uow: UnitOfWork
+    # The HTTP request path's transactions: the application role when database.app_url is set
+    # (row-level security binds it), else the same engine as ``uow``. Jobs, the CLI and the
+    # keyring keep the owner's ``uow``: they are the system context that spans tenants.
+    request_engine: Engine
+    request_uow: UnitOfWork
     clock: Clock
     key_provider: KeyProvider
     first_operator: FirstOperatorBootstrap
@@ -91,6 +97,7 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     clock = clock or SystemClock()
     engine = make_engine(settings.resolved_database_url, create=create)
     uow = UnitOfWork(engine)
+    request_engine = _request_engine(settings, engine)
     key_provider = _key_provider(settings)
     # The keyring keeps its own short transactions on the same engine (see Keyring).
     keyring = Keyring(uow=uow, provider=key_provider, clock=clock)
@@ -104,6 +111,8 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
         settings=settings,
         engine=engine,
         uow=uow,
+        request_engine=request_engine,
+        request_uow=UnitOfWork(request_engine),
         clock=clock,
         key_provider=key_provider,
         first_operator=first_operator,
@@ -129,6 +138,13 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
             audit=AuditLogTrail(audit_log),
         ),
     )
+
+
+def _request_engine(settings: Settings, owner: Engine) -> Engine:
+    app_url = settings.database.app_url
+    if app_url is None:
+        return owner
+    return make_engine(app_url.get_secret_value())
 
 
 def _key_provider(settings: Settings) -> KeyProvider:
@@ -421,6 +437,11 @@ def preflight(container: Container) -> None:
     _guard_database(lambda: assert_schema_current(container.engine), settings)
     # A wrong master key must stop the process here, before it writes anything with it.
     _guard_database(container.keyring.verify_master_key, settings)
+    if settings.database.app_url is not None:
+        # Fail closed: an application role that RLS would not bind is refused, not trusted.
+        problems = _guard_database(lambda: app_role_problems(container.request_engine), settings)
+        if problems:
+            raise StartupError("database.app_url: " + "; ".join(problems))
 
 
 def readiness_problems(container: Container) -> dict[str, str]:

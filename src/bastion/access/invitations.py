@@ -23,6 +23,7 @@ from bastion.access.models import InvitationRow
 from bastion.access.permissions import Permission, Role
 from bastion.access.service import SqlAccess
 from bastion.access.types import AccessAction, Invitation, TenantContext
+from bastion.db import bind_tenant, bind_token_digest
 from bastion.identity import ClientInfo, normalise_email
 from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
@@ -115,6 +116,7 @@ class SqlInvitations:
         if not token or len(token) > MAX_TOKEN_CHARS:
             raise InvitationInvalid
         digest = token_digest(token)
+        bind_token_digest(session, digest)  # row-level security: holding the token shows its row
         row = session.scalars(
             select(InvitationRow).where(InvitationRow.token_hash == digest).with_for_update()
         ).one_or_none()
@@ -131,6 +133,7 @@ class SqlInvitations:
         ).decode("utf-8")
         if normalise_email(invited).lookup_key != normalise_email(email).lookup_key:
             raise InvitationInvalid
+        bind_tenant(session, row.tenant_id)
         if repository.member(session, row.tenant_id, user_id) is not None:
             raise AlreadyMember
         role = Role(row.role)

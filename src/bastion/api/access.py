@@ -38,6 +38,7 @@ from bastion.api.deps import (
     ensure_enrolled,
     get_enrolling_principal,
 )
+from bastion.db import bind_tenant
 from bastion.identity import Principal
 
 ACCESS_RULE_ATTRIBUTE: Final = "__bastion_access__"
@@ -89,7 +90,7 @@ def _signed_in_apart(request: Request, container: ContainerDep) -> Principal:
     # creation needs this: the keyring provisions the data key in its own transaction, and on
     # SQLite that would wait on the request's write lock if authentication had just refreshed
     # the session's last-seen time in the request transaction.
-    with container.uow.begin() as session:
+    with container.request_uow.begin() as session:
         return ensure_enrolled(get_enrolling_principal(request, container, session))
 
 
@@ -139,6 +140,7 @@ def requires(permission: Permission) -> Any:
     ) -> TenantContext:
         access = container.access
         context = access.resolve(session, user_id=principal.user_id, tenant_ref=tenant)
+        bind_tenant(session, context.tenant_id)  # row-level security: this tenant's rows only
         access.authorize(session, context, permission, client=client)
         return context
 

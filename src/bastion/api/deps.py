@@ -19,6 +19,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from bastion.bootstrap import Container
+from bastion.db import bind_user
 from bastion.errors import AppError
 from bastion.identity import ClientInfo, NotAuthenticated, Principal
 from bastion.identity.errors import CsrfCheckFailed, MfaEnrolmentRequired
@@ -48,7 +49,8 @@ def get_session(container: ContainerDep) -> Iterator[Session]:
     audit entry, an MFA challenge or a failure counter) before raising, and that must be kept.
     """
     refusal: AppError | None = None
-    with container.uow.begin() as session:
+    # The request path's role: on PostgreSQL with database.app_url, row-level security binds it.
+    with container.request_uow.begin() as session:
         try:
             yield session
         except AppError as exc:
@@ -85,7 +87,14 @@ def get_enrolling_principal(
 
     Only the routes that let such an operator enrol (and see themselves, and log out) use this;
     everything else uses ``PrincipalDep``. 401 (NotAuthenticated) / 403 (CsrfCheckFailed).
+    The transaction is then bound to the principal (row-level security: their own memberships).
     """
+    principal = _authenticate(request, container, session)
+    bind_user(session, principal.user_id)
+    return principal
+
+
+def _authenticate(request: Request, container: Container, session: Session) -> Principal:
     authorization = request.headers.get("authorization")
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
