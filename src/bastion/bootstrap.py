@@ -54,6 +54,7 @@ from bastion.mail import (
     SmtpOutbox,
     SqlMailQueue,
 )
+from bastion.records import RecordsReencryptionTarget, SqlRecords
 from bastion.settings import Settings
 
 T = TypeVar("T")
@@ -89,6 +90,7 @@ class Container:
     # Read events in group commits; `record` blocks until durable (audit/batcher.py).
     read_audit: ReadAuditBatcher
     invitations: SqlInvitations
+    records: SqlRecords
     # Detection, audit verification and key management record security events here.
     security_events: SqlSecurityEvents
 
@@ -107,6 +109,8 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     outbox = build_outbox(settings)
     mail_queue = SqlMailQueue(sealer=keyring)
     access = SqlAccess(keys=keyring, audit_log=audit_log, clock=clock)
+    # Records are sealed under tenant data keys: rotation re-encrypts them, retirement counts them.
+    keyring.register_target(RecordsReencryptionTarget(engine=engine))
     return Container(
         settings=settings,
         engine=engine,
@@ -124,6 +128,9 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
             settings, engine=engine, uow=uow, keyring=keyring, audit_log=audit_log, clock=clock
         ),
         access=access,
+        records=SqlRecords(
+            keys=keyring, audit_log=audit_log, clock=clock, settings=settings.records
+        ),
         security_events=SqlSecurityEvents(settings=settings.alerts, clock=clock),
         invitations=SqlInvitations(
             access=access, keys=keyring, outbox=outbox, clock=clock, base_url=settings.base_url

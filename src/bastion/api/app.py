@@ -15,6 +15,7 @@ from bastion.api.routers import (
     health,
     invitations,
     me,
+    records,
     security_events,
     tenants,
 )
@@ -45,6 +46,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(tenants.router)
     app.include_router(audit.router)
     app.include_router(invitations.router)
+    app.include_router(records.router)
     app.include_router(security_events.router)
     http = container.settings.http
     app.add_middleware(

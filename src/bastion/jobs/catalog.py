@@ -12,6 +12,7 @@ from bastion.backup.jobs import run_daily_backup
 from bastion.bootstrap import Container, audit_verifier, checkpointer, mail_dispatcher
 from bastion.jobs.leases import JobLeases
 from bastion.jobs.scheduler import Job, Scheduler
+from bastion.records import purge_expired
 
 # Who holds a lease: readable in the table (host and pid), unique per process.
 PROCESS_HOLDER = f"{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -43,6 +44,17 @@ def job_catalog(container: Container) -> list[Job]:
             name="mail.deliver",
             run=lambda: mail_dispatcher(container, holder=PROCESS_HOLDER).deliver_due(),
             every=MAIL_DELIVERY_INTERVAL,
+            lease=SHORT_JOB_LEASE,
+        ),
+        Job(
+            name="records.purge",
+            run=lambda: purge_expired(
+                uow=container.uow,
+                audit_log=container.audit_log,
+                clock=container.clock,
+                grace=timedelta(seconds=container.settings.records.purge_grace_seconds),
+            ),
+            every=timedelta(seconds=container.settings.records.purge_interval_seconds),
             lease=SHORT_JOB_LEASE,
         ),
     ]

@@ -1,0 +1,179 @@
+"""JSON documents: parsing, size, JSON Merge Patch, JSON Schema and indexable values.
+
+Pure functions, no I/O. Errors never quote a submitted value beyond what the JSON Schema
+message itself says about the caller's own document (returned to that caller only).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from bastion.records.errors import (
+    InvalidCollection,
+    MalformedDocument,
+    RecordTooLarge,
+    SchemaViolation,
+)
+from bastion.records.types import JsonObject
+
+COLLECTION_NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+FIELD_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+MAX_INDEXED_FIELDS: Final = 16
+MAX_SCHEMA_BYTES: Final = 64 * 1024
+MAX_ERRORS_SHOWN: Final = 20
+MAX_ERROR_DETAIL_CHARS: Final = 300
+# Nesting beyond this is refused before json.loads recurses into it (a stack-depth attack).
+MAX_DEPTH: Final = 64
+
+
+def encode(document: Mapping[str, Any]) -> bytes:
+    """The canonical stored form: compact UTF-8 JSON (what is sealed and what the size limit
+    measures)."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def decode_stored(plaintext: bytes) -> JsonObject:
+    """A document this service sealed earlier (already validated when it was written)."""
+    document: JsonObject = json.loads(plaintext)
+    return document
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_object(body: bytes, *, what: str = "The request body") -> JsonObject:
+    """``body`` as a JSON object; MalformedDocument (400) for anything else: invalid UTF-8 or
+    JSON, NaN/Infinity, nesting over MAX_DEPTH, or a non-object at the top."""
+    if _too_deep(body):
+        raise MalformedDocument(f"{what} nests deeper than {MAX_DEPTH} levels.")
+    try:
+        document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MalformedDocument(f"{what} is not valid JSON.") from None
+    if not isinstance(document, dict):
+        raise MalformedDocument(f"{what} must be a JSON object.")
+    return document
+
+
+def _too_deep(body: bytes) -> bool:
+    # Brackets inside strings count too: an over-estimate that only refuses absurd documents.
+    depth = 0
+    for byte in body:
+        if byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+def check_size(encoded: bytes, *, limit: int) -> None:
+    if len(encoded) > limit:
+        raise RecordTooLarge(
+            f"The record is {len(encoded)} bytes as compact JSON; the limit is {limit}.",
+            limit_bytes=limit,
+        )
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 section 2: objects merge member by member, ``null`` removes a member, anything
+    else (arrays included) replaces the target outright."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = merge_patch(result.get(name), value)
+    return result
+
+
+def pointer(path: Iterable[str | int]) -> str:
+    """An RFC 6901 JSON Pointer for a path of member names and array indexes."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def compile_schema(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """A validator for a draft 2020-12 schema; InvalidCollection (422) pointing into the schema
+    when it is not one. No remote ``$ref`` is ever fetched (jsonschema resolves none by default)."""
+    if len(encode(schema)) > MAX_SCHEMA_BYTES:
+        raise InvalidCollection(f"The schema is larger than {MAX_SCHEMA_BYTES} bytes.")
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise InvalidCollection(
+            "The schema is not a valid JSON Schema (draft 2020-12).",
+            errors=[{"pointer": "/schema" + pointer(exc.path), "detail": _short(exc.message)}],
+        ) from None
+    return Draft202012Validator(schema)
+
+
+def validate(validator: Draft202012Validator, document: JsonObject) -> None:
+    """SchemaViolation (422) listing each offending value as {pointer, detail}."""
+    found = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
+    if not found:
+        return
+    raise SchemaViolation(
+        f"The document breaks the collection's schema in {len(found)} place(s).",
+        errors=[
+            {"pointer": pointer(error.path), "detail": _short(error.message)}
+            for error in found[:MAX_ERRORS_SHOWN]
+        ],
+    )
+
+
+def _short(message: str) -> str:
+    if len(message) <= MAX_ERROR_DETAIL_CHARS:
+        return message
+    return message[: MAX_ERROR_DETAIL_CHARS - 1] + "…"
+
+
+def check_collection_name(name: str) -> str:
+    if not COLLECTION_NAME.fullmatch(name):
+        raise InvalidCollection(
+            "A collection name is 1 to 64 characters: a lower-case letter, then lower-case "
+            "letters, digits, '_' or '-'."
+        )
+    return name
+
+
+def check_indexed(fields: Sequence[str]) -> tuple[str, ...]:
+    unique = tuple(dict.fromkeys(fields))
+    if len(unique) > MAX_INDEXED_FIELDS:
+        raise InvalidCollection(f"At most {MAX_INDEXED_FIELDS} fields can be indexed.")
+    bad = [f for f in unique if not FIELD_NAME.fullmatch(f)]
+    if bad:
+        raise InvalidCollection(
+            "Indexed fields are top-level member names: a letter or '_', then letters, digits "
+            "or '_', at most 64 characters.",
+            fields=bad[:MAX_ERRORS_SHOWN],
+        )
+    return unique
+
+
+def index_text(value: Any) -> str | None:
+    """The text an indexed value is matched by, or None when it is not indexable.
+
+    Strings match as themselves; integers, ``true``/``false`` and finite numbers by their JSON
+    text (so ``?filter[n]=12`` finds both ``12`` and ``"12"``). null, objects and arrays are not
+    indexed.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return json.dumps(value)
+    return None
