@@ -23,7 +23,7 @@ retrying, which covers the case where your 2xx was lost on the way back.
 
 Example (any framework)::
 
-    verifier = WebhookVerifier(secret=os.environ["BASTION_WEBHOOK_SECRET"])
+    verifier = WebhookVerifier(secret=shared_secret)  # the sink's "secret" setting
     try:
         event = verifier.verify(request_body_bytes, request.headers["Bastion-Signature"])
     except ReplayedWebhook:

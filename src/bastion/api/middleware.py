@@ -3,7 +3,8 @@
 For every request it: assigns a request id; resolves the client address (X-Forwarded-For believed
 only from trusted proxies); refuses bodies over the limit with 413; adds the security headers; turns
 any unexpected exception into a generic 500 problem (the traceback goes to the log, never the
-client); and writes one JSON access-log line.
+client); writes one JSON access-log line; and counts the request by route template for the
+metrics listener.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.api.problems import problem_response
 from bastion.kernel.ids import new_id
+from bastion.observability.http import observe_request
 
 REQUEST_ID_HEADER = b"x-request-id"
 # An incoming id is kept only if it is short and plain, so it cannot forge log lines. Checked
@@ -162,13 +164,15 @@ class EdgeMiddleware:
                 if not response_started:
                     await self._problem(scope, receive, send_with_headers, 500, request_id)
             finally:
+                elapsed = time.perf_counter() - started
+                observe_request(scope, status, elapsed)
                 log.info(
                     "request",
                     method=scope.get("method"),
                     path=scope.get("path"),
                     status=status,
                     client_ip=client_ip,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    duration_ms=round(elapsed * 1000, 2),
                 )
         finally:
             structlog.contextvars.reset_contextvars(**context_tokens)
