@@ -80,6 +80,8 @@ class Container:
     first_operator: FirstOperatorBootstrap
     keyring: Keyring
     audit_log: AuditLog
+    # Read events in group commits; `record` blocks until durable (audit/batcher.py).
+    read_audit: ReadAuditBatcher
     identity: Identity
     # The transport (SMTP or .eml files); requests queue mail in ``mail_queue`` instead, and
     # ``mail_dispatcher(container, holder)`` delivers it.
@@ -87,8 +89,6 @@ class Container:
     mail_queue: SqlMailQueue
     backup: BackupService
     access: SqlAccess
-    # Read events in group commits; `record` blocks until durable (audit/batcher.py).
-    read_audit: ReadAuditBatcher
     invitations: SqlInvitations
     records: SqlRecords
     # Detection, audit verification and key management record security events here.
@@ -122,6 +122,7 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
         first_operator=first_operator,
         keyring=keyring,
         audit_log=audit_log,
+        read_audit=build_read_audit(settings, uow=uow, audit_log=audit_log),
         outbox=outbox,
         mail_queue=mail_queue,
         backup=build_backup(
@@ -138,7 +139,6 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
         identity=build_identity(
             settings,
             keys=keyring,
-        read_audit=build_read_audit(settings, uow=uow, audit_log=audit_log),
             clock=clock,
             outbox=mail_queue,
             first_operator=first_operator,
@@ -173,6 +173,21 @@ def _key_provider(settings: Settings) -> KeyProvider:
     )
 
 
+def build_read_audit(
+    settings: Settings, *, uow: UnitOfWork, audit_log: AuditLog
+) -> ReadAuditBatcher:
+    """The read-audit batcher. It writes on the owner's ``uow``, not the request path's: one
+    batch holds many tenants' events, which no single tenant context may write."""
+    audit = settings.audit
+    return ReadAuditBatcher(
+        uow=uow,
+        audit_log=audit_log,
+        max_events=audit.read_batch_max_events,
+        max_wait_seconds=audit.read_batch_max_wait_ms / 1000,
+        timeout_seconds=audit.read_timeout_seconds,
+    )
+
+
 def build_backup(
     settings: Settings,
     *,
@@ -196,21 +211,6 @@ def build_backup(
             access_key_id=access_key.get_secret_value() if access_key else None,
             secret_access_key=secret_key.get_secret_value() if secret_key else None,
             timeout_seconds=backup.s3_timeout_seconds,
-def build_read_audit(
-    settings: Settings, *, uow: UnitOfWork, audit_log: AuditLog
-) -> ReadAuditBatcher:
-    """The read-audit batcher. It writes on the owner's ``uow``, not the request path's: one
-    batch holds many tenants' events, which no single tenant context may write."""
-    audit = settings.audit
-    return ReadAuditBatcher(
-        uow=uow,
-        audit_log=audit_log,
-        max_events=audit.read_batch_max_events,
-        max_wait_seconds=audit.read_batch_max_wait_ms / 1000,
-        timeout_seconds=audit.read_timeout_seconds,
-    )
-
-
         )
         return S3Target(client, bucket=backup.s3_bucket or "", prefix=backup.s3_prefix)
 
