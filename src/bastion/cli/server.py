@@ -97,9 +97,12 @@ def serve(container: Container) -> None:
     mail_worker = _mail_worker(container)
     if mail_worker is not None:
         mail_worker.start()
+    container.read_audit.start()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        # After Uvicorn has drained its requests: commit the read events still queued.
+        container.read_audit.close()
         if mail_worker is not None:
             mail_worker.stop()
         if scheduler is not None:
