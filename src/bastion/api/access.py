@@ -132,16 +132,24 @@ def requires(permission: Permission) -> Any:
     PermissionDenied (403, audited) for a member whose role lacks the permission."""
 
     def tenant_permission(
+        *,
         tenant: str,
+        request: Request,
         principal: PrincipalDep,
         container: ContainerDep,
         session: SessionDep,
         client: ClientDep,
     ) -> TenantContext:
         access = container.access
-        context = access.resolve(session, user_id=principal.user_id, tenant_ref=tenant)
+        # ``operator``: a non-member operator gets a read-only context while they hold an
+        # active break-glass grant on this tenant (404 otherwise, like anyone else).
+        context = access.resolve(
+            session, user_id=principal.user_id, tenant_ref=tenant, operator=principal.is_operator
+        )
         bind_tenant(session, context.tenant_id)  # row-level security: this tenant's rows only
-        access.authorize(session, context, permission, client=client)
+        # The tenant's IP allow-list and MFA requirement are checked first, inside authorize;
+        # the route is recorded with every break-glass read.
+        access.authorize(session, context, permission, client=client, route=request.url.path)
         return context
 
     _declare(tenant_permission, AccessRule(AccessKind.PERMISSION, permission))

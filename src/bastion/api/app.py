@@ -9,14 +9,18 @@ from bastion.api.access import authenticated, public
 from bastion.api.errors import install_error_handlers
 from bastion.api.middleware import EdgeMiddleware
 from bastion.api.routers import (
+    access_review,
     audit,
     auth,
     bootstrap,
+    break_glass,
     health,
     invitations,
     me,
     records,
+    roles,
     security_events,
+    tenant_settings,
     tenants,
 )
 from bastion.bootstrap import Container
@@ -48,6 +52,11 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(invitations.router)
     app.include_router(records.router)
     app.include_router(security_events.router)
+    app.include_router(tenant_settings.router)
+    app.include_router(roles.router)
+    app.include_router(break_glass.operator_router)
+    app.include_router(break_glass.tenant_router)
+    app.include_router(access_review.router)
     http = container.settings.http
     app.add_middleware(
         EdgeMiddleware,

@@ -41,7 +41,12 @@ MAX_PAGE = 200
 
 
 def _member(member: Member) -> MemberOut:
-    return MemberOut(user_id=member.user_id, role=member.role, joined_at=member.joined_at)
+    return MemberOut(
+        user_id=member.user_id,
+        role=member.role,
+        joined_at=member.joined_at,
+        custom_role=member.custom_role,
+    )
 
 
 @router.post(

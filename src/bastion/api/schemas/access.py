@@ -57,6 +57,8 @@ class MemberOut(BaseModel):
     user_id: str
     role: Role
     joined_at: datetime
+    # A custom role of the tenant that replaces ``role``'s permissions while set.
+    custom_role: str | None = None
 
 
 class MemberList(BaseModel):
