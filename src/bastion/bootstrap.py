@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from bastion.access import SqlAccess, SqlInvitations
+from bastion.access.governance import Governance, build_governance
 from bastion.alerts import SqlSecurityEvents
 from bastion.audit import (
     AuditEvent,
@@ -41,6 +42,7 @@ from bastion.db.engine import sqlite_path
 from bastion.db.roles import app_role_problems
 from bastion.errors import StartupError
 from bastion.identity import FirstOperatorBootstrap, IssuedLink
+from bastion.identity.directory import SqlUserDirectory
 from bastion.identity.events import AuditLogTrail, AuditTrail
 from bastion.identity.keys import SystemKeys
 from bastion.identity.passwords import Argon2Parameters, PasswordHasher
@@ -90,6 +92,8 @@ class Container:
     backup: BackupService
     access: SqlAccess
     invitations: SqlInvitations
+    # Tenant settings, custom roles, break-glass grants, access reviews (issue 6).
+    governance: Governance
     records: SqlRecords
     # Detection, audit verification and key management record security events here.
     security_events: SqlSecurityEvents
@@ -108,7 +112,9 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     keyring.record_events_with(_key_event_recorder(audit_log))
     outbox = build_outbox(settings)
     mail_queue = SqlMailQueue(sealer=keyring)
-    access = SqlAccess(keys=keyring, audit_log=audit_log, clock=clock)
+    # Identity's read-only answers for access governance (second factors, review facts).
+    directory = SqlUserDirectory(keys=keyring)
+    access = SqlAccess(keys=keyring, audit_log=audit_log, clock=clock, second_factors=directory)
     # Records are sealed under tenant data keys: rotation re-encrypts them, retirement counts them.
     keyring.register_target(RecordsReencryptionTarget(engine=engine))
     return Container(
@@ -129,6 +135,9 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
             settings, engine=engine, uow=uow, keyring=keyring, audit_log=audit_log, clock=clock
         ),
         access=access,
+        governance=build_governance(
+            access=access, directory=directory, audit_log=audit_log, clock=clock
+        ),
         records=SqlRecords(
             keys=keyring, audit_log=audit_log, clock=clock, settings=settings.records
         ),
