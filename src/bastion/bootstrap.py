@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from bastion.access import SqlAccess, SqlInvitations
+from bastion.access import SqlAccess, SqlApiKeys, SqlInvitations
 from bastion.access.governance import Governance, build_governance
 from bastion.alerts import SqlSecurityEvents
 from bastion.audit import (
@@ -46,6 +46,7 @@ from bastion.identity.directory import SqlUserDirectory
 from bastion.identity.events import AuditLogTrail, AuditTrail
 from bastion.identity.keys import SystemKeys
 from bastion.identity.passwords import Argon2Parameters, PasswordHasher
+from bastion.identity.revocation import CredentialRevoker
 from bastion.identity.service import Identity, SqlIdentity
 from bastion.kernel.clock import Clock, SystemClock
 from bastion.mail import (
@@ -92,6 +93,8 @@ class Container:
     backup: BackupService
     access: SqlAccess
     invitations: SqlInvitations
+    # Tenant-bound API keys; identity revokes a user's keys through it (CredentialRevoker).
+    api_keys: SqlApiKeys
     # Tenant settings, custom roles, break-glass grants, access reviews (issue 6).
     governance: Governance
     records: SqlRecords
@@ -115,6 +118,7 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     # Identity's read-only answers for access governance (second factors, review facts).
     directory = SqlUserDirectory(keys=keyring)
     access = SqlAccess(keys=keyring, audit_log=audit_log, clock=clock, second_factors=directory)
+    api_keys = SqlApiKeys(audit_log=audit_log, clock=clock)
     # Records are sealed under tenant data keys: rotation re-encrypts them, retirement counts them.
     keyring.register_target(RecordsReencryptionTarget(engine=engine))
     return Container(
@@ -135,6 +139,7 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
             settings, engine=engine, uow=uow, keyring=keyring, audit_log=audit_log, clock=clock
         ),
         access=access,
+        api_keys=api_keys,
         governance=build_governance(
             access=access, directory=directory, audit_log=audit_log, clock=clock
         ),
@@ -152,6 +157,7 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
             outbox=mail_queue,
             first_operator=first_operator,
             audit=AuditLogTrail(audit_log),
+            credential_revokers=(api_keys,),
         ),
     )
 
@@ -279,6 +285,7 @@ def build_identity(
     outbox: SqlMailQueue,
     first_operator: FirstOperatorBootstrap,
     audit: AuditTrail,
+    credential_revokers: Sequence[CredentialRevoker] = (),
 ) -> SqlIdentity:
     identity = settings.identity
     hasher = PasswordHasher(
@@ -297,6 +304,7 @@ def build_identity(
         audit=audit,
         bootstrap=first_operator,
         base_url=settings.base_url,
+        credential_revokers=credential_revokers,
     )
 
 

@@ -4,11 +4,13 @@ Owns the ``tenants`` and ``memberships`` tables, the ``Permission`` vocabulary a
 role-to-permission matrix (``permissions``). Decides whether a principal may do something in a
 tenant, always from the membership as stored at the time of the request. Never imports the api,
 cli or web edges, never commits, and never caches a membership or a role (revocation is
-immediate across processes). Invitations go out by e-mail (``invitations``). API keys,
-break-glass grants, IP allow-lists, the tenant MFA requirement, access reviews and custom roles
+immediate across processes). Invitations go out by e-mail (``invitations``). Tenant-bound API
+keys (``api_keys``) act as their creator, never beyond the creator's current role. Break-glass
+grants, IP allow-lists, the tenant MFA requirement, access reviews and custom roles
 arrive later in issue 6.
 """
 
+from bastion.access.api_keys import ApiKey, IssuedApiKey, SqlApiKeys
 from bastion.access.errors import (
     AccessError,
     AlreadyMember,
@@ -46,11 +48,13 @@ __all__ = [
     "AccessAction",
     "AccessError",
     "AlreadyMember",
+    "ApiKey",
     "InvalidSlug",
     "Invitation",
     "InvitationInvalid",
     "InvitationKeys",
     "InvitationNotFound",
+    "IssuedApiKey",
     "LastOwner",
     "Member",
     "MemberNotFound",
@@ -59,6 +63,7 @@ __all__ = [
     "Role",
     "SlugTaken",
     "SqlAccess",
+    "SqlApiKeys",
     "SqlInvitations",
     "Tenant",
     "TenantContext",

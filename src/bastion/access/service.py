@@ -15,7 +15,7 @@ from typing import Final, Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bastion.access import break_glass, repository
+from bastion.access import api_key_repository, break_glass, repository
 from bastion.access.errors import (
     AlreadyMember,
     InvalidSlug,
@@ -268,6 +268,8 @@ class SqlAccess:
         details: dict[str, JsonValue] = {"permission": permission.value, "role": context.role.value}
         if context.custom_role is not None:
             details["custom_role"] = context.custom_role
+        if context.api_key_id is not None:
+            details["api_key_id"] = context.api_key_id
         self._record(
             session,
             context.tenant_id,
@@ -393,6 +395,16 @@ class SqlAccess:
         if previous is Role.OWNER and repository.owner_count(session, context.tenant_id) <= 1:
             raise LastOwner
         repository.delete_membership(session, row)
+        # The member's API keys in this tenant die with the membership (a later re-invitation
+        # does not bring them back).
+        keys = api_key_repository.revoke_member_keys(
+            session,
+            context.tenant_id,
+            user_id,
+            now=self._clock.now(),
+            by=context.user_id,
+            reason="member_removed",
+        )
         self._record(
             session,
             context.tenant_id,
@@ -400,7 +412,7 @@ class SqlAccess:
             actor=context.user_id,
             target=user_id,
             client=client,
-            details={"role": previous.value},
+            details={"role": previous.value, "api_keys_revoked": keys},
         )
 
     def record_audit_export(

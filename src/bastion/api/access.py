@@ -10,7 +10,9 @@ what, and ``route_access`` reads it back:
   tenant data (routes under ``/api/v1/operator``).
 - ``requires(Permission.X)``: the ``{tenant}`` path parameter resolved through the caller's
   membership, read from the database on this request (404 for another tenant), then the
-  permission checked against the role (403 problem, audited on the tenant's chain).
+  permission checked against the role (403 problem, audited on the tenant's chain). The one
+  declaration an API key may pass: the key must be bound to that tenant (404 otherwise, as for
+  a stranger) and its effective permissions are its own AND its creator's current role.
 
 ``tests/unit/api/test_route_access.py`` walks ``app.routes`` and fails for any route with no
 declaration, or with more than one.
@@ -32,6 +34,7 @@ from bastion.access.errors import OperatorOnly
 from bastion.api.deps import (
     ClientDep,
     ContainerDep,
+    CredentialDep,
     EnrollingPrincipalDep,
     PrincipalDep,
     SessionDep,
@@ -135,7 +138,7 @@ def requires(permission: Permission) -> Any:
         *,
         tenant: str,
         request: Request,
-        principal: PrincipalDep,
+        principal: CredentialDep,
         container: ContainerDep,
         session: SessionDep,
         client: ClientDep,
@@ -146,6 +149,8 @@ def requires(permission: Permission) -> Any:
         context = access.resolve(
             session, user_id=principal.user_id, tenant_ref=tenant, operator=principal.is_operator
         )
+        # An API key: its own tenant only, its permissions AND the creator's current role.
+        context = container.api_keys.narrow(session, context, principal, client=client)
         bind_tenant(session, context.tenant_id)  # row-level security: this tenant's rows only
         # The tenant's IP allow-list and MFA requirement are checked first, inside authorize;
         # the route is recorded with every break-glass read.

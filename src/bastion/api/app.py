@@ -10,6 +10,7 @@ from bastion.api.errors import install_error_handlers
 from bastion.api.middleware import EdgeMiddleware
 from bastion.api.routers import (
     access_review,
+    api_keys,
     audit,
     auth,
     bootstrap,
@@ -50,6 +51,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(tenants.router)
     app.include_router(audit.router)
     app.include_router(invitations.router)
+    app.include_router(api_keys.router)
     app.include_router(records.router)
     app.include_router(security_events.router)
     app.include_router(tenant_settings.router)

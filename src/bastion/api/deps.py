@@ -8,6 +8,11 @@ requests need no CSRF proof). Cookie-authenticated requests with an unsafe metho
 with the session's stored hash): a cross-site page can make the browser send the cookie, but it
 can neither read the token nor set a custom header without a CORS preflight, which Bastion never
 grants.
+
+API keys (``Authorization: Bearer bst_...``) are recognised here too, but only ``CredentialDep``
+(used by ``requires()``, the tenant-permission declaration) accepts them; every other route gets
+a 403 (``access.api_key_not_allowed``, audited): keys are denied by default, so a new account or
+operator route never becomes reachable with a key by accident.
 """
 
 from __future__ import annotations
@@ -69,6 +74,11 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 async def get_client(request: Request) -> ClientInfo:
     """The caller's address (from the edge middleware), User-Agent and request id."""
+    return client_of(request)
+
+
+def client_of(request: Request) -> ClientInfo:
+    """``get_client`` for code that is not itself a dependency."""
     user_agent = request.headers.get("user-agent")
     return ClientInfo(
         ip=getattr(request.state, "client_ip", None),
@@ -88,9 +98,12 @@ def get_enrolling_principal(
     Only the routes that let such an operator enrol (and see themselves, and log out) use this;
     everything else uses ``PrincipalDep``. 401 (NotAuthenticated) / 403 (CsrfCheckFailed).
     The transaction is then bound to the principal (row-level security: their own memberships).
+    An API key is refused (403 ApiKeyNotAllowed, audited): see the module docstring.
     """
     principal = _authenticate(request, container, session)
     bind_user(session, principal.user_id)
+    if principal.is_api_key:
+        container.api_keys.refuse_route(session, principal, client=client_of(request))
     return principal
 
 
@@ -100,7 +113,10 @@ def _authenticate(request: Request, container: Container, session: Session) -> P
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthenticated
-        return container.identity.authenticate(session, token=token.strip(), via_cookie=False)
+        token = token.strip()
+        if container.api_keys.is_api_key(token):
+            return container.api_keys.authenticate(session, token=token, client=client_of(request))
+        return container.identity.authenticate(session, token=token, via_cookie=False)
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise NotAuthenticated
@@ -130,6 +146,17 @@ async def get_principal(principal: EnrollingPrincipalDep) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_credential(request: Request, container: ContainerDep, session: SessionDep) -> Principal:
+    """The authenticated caller, a session (as ``PrincipalDep``) or an API key. Only
+    ``requires()`` may use it: it narrows a key to the key's tenant and permissions."""
+    principal = _authenticate(request, container, session)
+    bind_user(session, principal.user_id)
+    return ensure_enrolled(principal)
+
+
+CredentialDep = Annotated[Principal, Depends(get_credential)]
 
 
 async def refuse_cross_site(request: Request) -> None:

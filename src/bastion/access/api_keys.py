@@ -1,0 +1,430 @@
+"""Tenant-bound API keys: ``bst_`` plus 32 random bytes, shown once, stored as a SHA-256 digest.
+
+A key acts as the member who created it, in the one tenant it is bound to, with the permissions
+it was given, and never beyond that member's *current* role: at every use the effective
+permissions are the key's AND the creator's role as read from the database on that request
+(``TenantContext.has_permission``). So lowering the creator's role shrinks the key on its next
+use, removing the creator from the tenant revokes the key (``SqlAccess.remove_member``), and a
+password reset, an account disable or "revoke all" revokes every key of the user in the same
+transaction (``revoke_user_credentials``, called by identity).
+
+Why SHA-256 and no slow hash: the secret is 256 bits from ``secrets``; nobody can guess it, so
+stretching (argon2) would only make every request slower. A database leak yields digests that
+no one can turn back into keys.
+
+Expired, revoked and unknown keys all answer the same 401. Refusals of a key that exists
+(expired, revoked, another tenant, a route keys may not call) are audited on the key's tenant
+chain; an unknown key is only logged, since it names no tenant and an audit row per garbage
+token would let anyone grow the append-only log. Every create and revoke is audited; the secret
+never reaches an audit entry or a log line.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Final, NoReturn
+
+import structlog
+from sqlalchemy.orm import Session
+
+from bastion.access import api_key_repository as repository
+from bastion.access.api_key_errors import (
+    ApiKeyCannotCreateKeys,
+    ApiKeyExpiryInvalid,
+    ApiKeyNotAllowed,
+    ApiKeyNotFound,
+    ApiKeyOtherTenant,
+    ApiKeyPermissionInvalid,
+    ApiKeyRefused,
+    TooManyApiKeys,
+)
+from bastion.access.models import ApiKeyRow
+from bastion.access.permissions import Permission, Role
+from bastion.access.repository import member
+from bastion.access.types import AccessAction, TenantContext, TenantId
+from bastion.audit import AuditEvent, AuditLog, Outcome
+from bastion.audit.events import JsonValue
+from bastion.db import bind_tenant, bind_token_digest, bind_user
+from bastion.identity import ClientInfo, NotAuthenticated, Principal, SessionId, UserId
+from bastion.kernel.clock import Clock, as_utc
+from bastion.kernel.ids import new_id, new_token, token_digest
+
+KEY_PREFIX: Final = "bst_"
+# bst_ + 43 characters of unpadded URL-safe base64 (32 bytes). Session tokens are 43 characters,
+# so the length alone tells a key from a session token that happens to start with "bst_".
+KEY_CHARS: Final = len(KEY_PREFIX) + 43
+TAIL_CHARS: Final = 4
+DEFAULT_LIFETIME: Final = timedelta(days=90)
+MAX_LIFETIME: Final = timedelta(days=365)
+# A durable write per request would cap throughput at the disk's fsync rate (PERF-NOTES).
+LAST_USED_INTERVAL: Final = timedelta(minutes=1)
+MAX_LIVE_KEYS_PER_MEMBER: Final = 50
+MAX_PAGE_SIZE: Final = 200
+
+log = structlog.get_logger("bastion.access")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key as its tenant sees it in a list: never the secret, only its last characters."""
+
+    id: str
+    tenant_id: TenantId
+    name: str
+    tail: str
+    permissions: tuple[Permission, ...]
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+
+    @property
+    def prefix(self) -> str:
+        return KEY_PREFIX
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedApiKey:
+    """A new key: ``secret`` is shown to its creator once and stored only as a digest."""
+
+    key: ApiKey
+    secret: str = field(repr=False)
+
+
+class SqlApiKeys:
+    """Create, list, revoke and authenticate API keys over the ``api_keys`` table. Runs in the
+    caller's transaction and never commits."""
+
+    def __init__(self, *, audit_log: AuditLog, clock: Clock) -> None:
+        self._audit = audit_log
+        self._clock = clock
+
+    # -- management (a member, through a tenant route) -------------------------------------
+
+    def create(
+        self,
+        session: Session,
+        context: TenantContext,
+        *,
+        name: str,
+        permissions: Collection[str],
+        expires_at: datetime | None,
+        expires_in_days: int | None,
+        client: ClientInfo,
+    ) -> IssuedApiKey:
+        """A new key of the context's member in its tenant. The caller (the edge) has checked a
+        recent second factor (step-up) first.
+
+        Raises ApiKeyCannotCreateKeys (the context is itself a key), ApiKeyPermissionInvalid
+        naming the first unknown permission or the first one the member's role lacks,
+        ApiKeyExpiryInvalid, TooManyApiKeys.
+        """
+        if context.api_key_id is not None:
+            raise ApiKeyCannotCreateKeys
+        granted = _checked_permissions(context, permissions)
+        now = self._clock.now()
+        expiry = _expiry(now, expires_at=expires_at, expires_in_days=expires_in_days)
+        live = repository.live_count(session, context.tenant_id, context.user_id, now)
+        if live >= MAX_LIVE_KEYS_PER_MEMBER:
+            raise TooManyApiKeys(limit=MAX_LIVE_KEYS_PER_MEMBER)
+        secret = KEY_PREFIX + new_token()
+        row = ApiKeyRow(
+            id=new_id(),
+            tenant_id=context.tenant_id,
+            user_id=context.user_id,
+            name=name,
+            token_hash=token_digest(secret),
+            tail=secret[-TAIL_CHARS:],
+            permissions=sorted(p.value for p in granted),
+            created_at=now,
+            expires_at=expiry,
+            last_used_at=None,
+            revoked_at=None,
+        )
+        session.add(row)
+        session.flush()
+        self._record(
+            session,
+            context.tenant_id,
+            AccessAction.API_KEY_CREATED,
+            actor=context.user_id,
+            target=row.id,
+            client=client,
+            details={"permissions": list(row.permissions), "expires_at": expiry.isoformat()},
+        )
+        return IssuedApiKey(key=_key(row), secret=secret)
+
+    def list_keys(
+        self, session: Session, context: TenantContext, *, after: str | None, limit: int
+    ) -> list[ApiKey]:
+        """A page of the tenant's unrevoked keys by id: the caller's own, or everyone's for a
+        member who may remove members (owners, admins)."""
+        size = max(1, min(limit, MAX_PAGE_SIZE))
+        user_id = None if _sees_all_keys(context) else context.user_id
+        rows = repository.listed(
+            session, context.tenant_id, user_id=user_id, after_id=after, limit=size
+        )
+        return [_key(row) for row in rows]
+
+    def revoke(
+        self, session: Session, context: TenantContext, *, key_id: str, client: ClientInfo
+    ) -> None:
+        """Revoke a key of the tenant: it fails on its very next request, in every process.
+
+        One's own keys always; another member's with MEMBER_REMOVE, and an owner's only with
+        OWNER_MANAGE too (an admin cannot cut an owner's automation). ApiKeyNotFound for a key
+        that is unknown, already revoked, in another tenant, or not the caller's to revoke.
+        """
+        row = repository.in_tenant(session, context.tenant_id, key_id)
+        if row is None or row.revoked_at is not None or not _may_revoke(session, context, row):
+            raise ApiKeyNotFound
+        repository.revoke(session, row, now=self._clock.now(), by=context.user_id, reason="revoked")
+        self._record(
+            session,
+            context.tenant_id,
+            AccessAction.API_KEY_REVOKED,
+            actor=context.user_id,
+            target=row.id,
+            client=client,
+            details={"reason": "revoked", "created_by_caller": row.user_id == context.user_id},
+        )
+
+    # -- use (the edge, on every request that presents a key) ------------------------------
+
+    @staticmethod
+    def is_api_key(token: str) -> bool:
+        """True when a bearer token is shaped like an API key (prefix and length)."""
+        return len(token) == KEY_CHARS and token.startswith(KEY_PREFIX)
+
+    def authenticate(self, session: Session, *, token: str, client: ClientInfo) -> Principal:
+        """The principal of an API key, checked against the store on every request.
+
+        NotAuthenticated for an unknown key; ApiKeyRefused (the same 401, audited) for an
+        expired or revoked one. Records the last use at most once a minute.
+        """
+        if not self.is_api_key(token):
+            raise NotAuthenticated
+        digest = token_digest(token)
+        # Row-level security (PostgreSQL): holding the secret entitles the caller to its row.
+        bind_token_digest(session, digest)
+        row = repository.by_token_hash(session, digest)
+        if row is None or not hmac.compare_digest(row.token_hash, digest):
+            log.info("access.api_key_unknown", request_id=client.request_id)
+            raise NotAuthenticated
+        now = self._clock.now()
+        if row.revoked_at is not None or as_utc(row.expires_at) <= now:
+            reason = "revoked" if row.revoked_at is not None else "expired"
+            self._refuse(session, row.tenant_id, row.id, row.user_id, client, reason=reason)
+            raise ApiKeyRefused
+        if row.last_used_at is None or now - as_utc(row.last_used_at) >= LAST_USED_INTERVAL:
+            row.last_used_at = now
+            session.flush()
+        return Principal(
+            user_id=UserId(row.user_id),
+            session_id=SessionId(""),
+            is_operator=False,  # a key never carries operator (staff) powers
+            api_key_id=row.id,
+            api_key_tenant_id=row.tenant_id,
+            api_key_permissions=frozenset(row.permissions),
+        )
+
+    def narrow(
+        self, session: Session, context: TenantContext, principal: Principal, *, client: ClientInfo
+    ) -> TenantContext:
+        """The creator's tenant context narrowed to the key: its tenant only (another one is
+        ApiKeyOtherTenant, a 404 like any tenant one is not a member of, audited on the key's
+        own chain), and its permissions AND the creator's current role."""
+        if principal.api_key_id is None:
+            return context
+        if principal.api_key_tenant_id != context.tenant_id:
+            self._refuse(
+                session,
+                principal.api_key_tenant_id,
+                principal.api_key_id,
+                principal.user_id,
+                client,
+                reason="other_tenant",
+            )
+            raise ApiKeyOtherTenant
+        known = {p.value: p for p in Permission}
+        # A stored permission this code no longer knows grants nothing (fail closed).
+        granted = frozenset(known[p] for p in principal.api_key_permissions if p in known)
+        return replace(context, api_key_id=principal.api_key_id, api_key_permissions=granted)
+
+    def refuse_route(
+        self, session: Session, principal: Principal, *, client: ClientInfo
+    ) -> NoReturn:
+        """Refuse a key on a route that is not a tenant route (account, MFA, sessions, tenant
+        creation, operator routes): ApiKeyNotAllowed (403), audited on the key's chain."""
+        self._refuse(
+            session,
+            principal.api_key_tenant_id,
+            principal.api_key_id,
+            principal.user_id,
+            client,
+            reason="not_a_tenant_route",
+        )
+        raise ApiKeyNotAllowed
+
+    # -- revocation hooks ------------------------------------------------------------------
+
+    def revoke_user_credentials(
+        self,
+        session: Session,
+        *,
+        user_id: str,
+        now: datetime,
+        reason: str,
+        actor_user_id: str | None,
+        client: ClientInfo,
+    ) -> int:
+        """Revoke every key ``user_id`` created, in every tenant (identity calls this when it
+        ends every session of the user); each revocation is audited on its tenant's chain.
+
+        Walks the user's memberships, one tenant at a time, so that row-level security (which
+        shows one tenant per binding) sees every key: a tenant the user has left holds no live
+        key of theirs, since leaving revoked them.
+        """
+        bind_user(session, user_id)
+        revoked = 0
+        for tenant_id in repository.member_tenant_ids(session, user_id):
+            bind_tenant(session, tenant_id)
+            for row in repository.live_of_member(session, tenant_id, user_id):
+                repository.revoke(session, row, now=now, by=actor_user_id, reason=reason)
+                self._record(
+                    session,
+                    TenantId(tenant_id),
+                    AccessAction.API_KEY_REVOKED,
+                    actor=actor_user_id,
+                    target=row.id,
+                    client=client,
+                    details={"reason": reason},
+                )
+                revoked += 1
+        return revoked
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _refuse(
+        self,
+        session: Session,
+        tenant_id: str | None,
+        key_id: str | None,
+        user_id: str,
+        client: ClientInfo,
+        *,
+        reason: str,
+    ) -> None:
+        if tenant_id is None:
+            return
+        # The refusal lands on the key's own chain, whatever tenant the request named.
+        bind_tenant(session, tenant_id)
+        self._record(
+            session,
+            TenantId(tenant_id),
+            AccessAction.API_KEY_REFUSED,
+            actor=user_id,
+            target=key_id,
+            client=client,
+            outcome=Outcome.DENIED,
+            details={"reason": reason},
+        )
+
+    def _record(
+        self,
+        session: Session,
+        tenant_id: TenantId,
+        action: AccessAction,
+        *,
+        actor: str | None,
+        target: str | None,
+        client: ClientInfo,
+        outcome: Outcome = Outcome.SUCCESS,
+        details: dict[str, JsonValue] | None = None,
+    ) -> None:
+        self._audit.append(
+            session,
+            AuditEvent(
+                action=action.value,
+                tenant_id=tenant_id,
+                actor_user_id=actor,
+                target=target,
+                outcome=outcome,
+                source_ip=client.ip,
+                user_agent=client.user_agent,
+                request_id=client.request_id,
+                details=details or {},
+            ),
+        )
+
+
+def _checked_permissions(
+    context: TenantContext, requested: Collection[str]
+) -> frozenset[Permission]:
+    known = {p.value: p for p in Permission}
+    granted: set[Permission] = set()
+    for value in requested:
+        permission = known.get(value)
+        if permission is None:
+            raise ApiKeyPermissionInvalid(
+                f"Unknown permission: {value[:64]!r}.", permission=value[:64]
+            )
+        if not context.has_permission(permission):
+            raise ApiKeyPermissionInvalid(
+                f"Your role in this tenant does not grant {permission.value}, so a key of "
+                "yours cannot have it.",
+                permission=permission.value,
+            )
+        granted.add(permission)
+    if not granted:
+        raise ApiKeyPermissionInvalid("An API key needs at least one permission.")
+    return frozenset(granted)
+
+
+def _expiry(now: datetime, *, expires_at: datetime | None, expires_in_days: int | None) -> datetime:
+    if expires_at is not None and expires_in_days is not None:
+        raise ApiKeyExpiryInvalid
+    if expires_in_days is not None:
+        if not 1 <= expires_in_days <= MAX_LIFETIME.days:
+            raise ApiKeyExpiryInvalid
+        return now + timedelta(days=expires_in_days)
+    if expires_at is None:
+        return now + DEFAULT_LIFETIME
+    if expires_at.tzinfo is None:
+        raise ApiKeyExpiryInvalid("expires_at needs a time zone (e.g. a trailing Z).")
+    if not now < expires_at <= now + MAX_LIFETIME:
+        raise ApiKeyExpiryInvalid
+    return expires_at
+
+
+def _sees_all_keys(context: TenantContext) -> bool:
+    return context.has_permission(Permission.MEMBER_REMOVE)
+
+
+def _may_revoke(session: Session, context: TenantContext, row: ApiKeyRow) -> bool:
+    if row.user_id == context.user_id:
+        return True
+    if not _sees_all_keys(context):
+        return False
+    creator = member(session, context.tenant_id, row.user_id)
+    # An owner's key (or one whose creator left: then it is already revoked) needs owner rights.
+    is_owner_key = creator is None or creator.role == Role.OWNER.value
+    return not is_owner_key or context.has_permission(Permission.OWNER_MANAGE)
+
+
+def _key(row: ApiKeyRow) -> ApiKey:
+    known = {p.value: p for p in Permission}
+    return ApiKey(
+        id=row.id,
+        tenant_id=TenantId(row.tenant_id),
+        name=row.name,
+        tail=row.tail,
+        permissions=tuple(known[p] for p in row.permissions if p in known),
+        created_by=row.user_id,
+        created_at=as_utc(row.created_at),
+        expires_at=as_utc(row.expires_at),
+        last_used_at=as_utc(row.last_used_at) if row.last_used_at is not None else None,
+    )
