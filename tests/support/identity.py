@@ -57,10 +57,17 @@ def make_keyring(engine, key_file: Path) -> Keyring:
 
 
 def make_rig(
-    engine, mail_dir: Path, *, keyring: Keyring | None = None, mail_queue=None, **overrides
+    engine,
+    mail_dir: Path,
+    *,
+    keyring: Keyring | None = None,
+    mail_queue=None,
+    clock: FrozenClock | None = None,
+    credential_revokers=(),
+    **overrides,
 ) -> Rig:
     settings = IdentitySettings(**{**CHEAP_ARGON2, **overrides})
-    clock = FrozenClock(datetime(2026, 11, 22, 10, 0, tzinfo=UTC))
+    clock = clock or FrozenClock(datetime(2026, 11, 22, 10, 0, tzinfo=UTC))
     keyring = keyring or make_keyring(engine, mail_dir.parent / f"{mail_dir.name}.key")
     audit = RecordingAuditTrail()
     bootstrap = FirstOperatorBootstrap(clock=clock)
@@ -82,6 +89,7 @@ def make_rig(
         audit=audit,
         bootstrap=bootstrap,
         base_url="https://bastion.example.com",
+        credential_revokers=credential_revokers,
     )
     return Rig(identity, UnitOfWork(engine), clock, audit, mail_dir, bootstrap, keyring)
 
