@@ -61,8 +61,11 @@ class SqlLoginGuard:
         self._base_url = base_url.rstrip("/")
         self._sleep = sleep
         self._account = window(settings.account_failure_limit, settings.account_window_seconds)
-        self._source = window(settings.source_failure_limit, settings.source_window_seconds)
-        self._stuffing = window(settings.stuffing_account_limit, settings.stuffing_window_seconds)
+        # One less than the limit: the hit that does not fit is the limit-th event, which blocks.
+        self._source = window(settings.source_failure_limit - 1, settings.source_window_seconds)
+        self._stuffing = window(
+            settings.stuffing_account_limit - 1, settings.stuffing_window_seconds
+        )
         # One slot per (source, account): a hit that fits is that account's first failure there.
         self._pair = window(1, settings.stuffing_window_seconds)
 

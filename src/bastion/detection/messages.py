@@ -36,8 +36,8 @@ def new_device(
             "Your Bastion account was just signed in to from a device or network it has not "
             f"used before ({family}, network {network}).\n\n"
             "If this was you, there is nothing to do.\n\n"
-            "If this wasn't you, use this token (works once) to end every session and API key "
-            "of the account and block sign-in until the password is reset:\n"
+            "If this wasn't you, this token ends every session and API key of the account and "
+            "blocks sign-in until the password is reset (works once):\n"
             f"{token}\n\n"
             f"Link: {base_url}/report-login#token={token}\n"
         ),
