@@ -10,19 +10,23 @@ only guard there, and tests/isolation exercises it on both).
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from bastion.audit import GENESIS_HASH
+from bastion.cli.main import app as cli
 from bastion.db import bind_tenant, bind_token_digest, bind_user, make_engine, upgrade_to_head
 from bastion.db.roles import app_role_problems
 from bastion.db.schema import _config
-from tests.support.rls import app_role
+from tests.support.rls import AppRole, app_role
 
 pytestmark = pytest.mark.postgres
 
@@ -293,4 +297,36 @@ def test_the_migration_downgrades_and_upgrades_again(postgres_databases, postgre
             assert connection.scalar(sa.text(count)) > 0
     finally:
         engine.dispose()
+        postgres_databases.drop_schema(postgres_url, schema)
+
+
+def test_the_cli_grants_a_role_that_row_level_security_binds(
+    postgres_databases, postgres_url, monkeypatch
+):
+    url, schema = postgres_databases.create_schema(postgres_url)
+    engine = make_engine(url)
+    upgrade_to_head(engine)
+    engine.dispose()
+    name = f"bastion_app_{secrets.token_hex(5)}"
+    app_url = make_url(url).set(username=name).render_as_string(hide_password=False)
+    runner = CliRunner()
+    monkeypatch.setenv("BASTION_DATABASE_URL", url)
+    try:
+        granted = runner.invoke(cli, ["db", "grant-app-role", name])
+        assert granted.exit_code == 0, granted.output
+        assert "no BYPASSRLS" in granted.output
+        again = runner.invoke(cli, ["db", "grant-app-role", name])  # idempotent
+        assert again.exit_code == 0, again.output
+        monkeypatch.setenv("BASTION_DATABASE__APP_URL", app_url)
+        checked = runner.invoke(cli, ["db", "check-app-role"])
+        assert checked.exit_code == 0, checked.output
+        # The owner itself is refused as the application role.
+        monkeypatch.setenv("BASTION_DATABASE__APP_URL", url)
+        refused = runner.invoke(cli, ["db", "check-app-role"])
+        assert refused.exit_code != 0
+        assert "superuser" in refused.output
+        bad = runner.invoke(cli, ["db", "grant-app-role", "Robert'); DROP TABLE users;--"])
+        assert bad.exit_code != 0
+    finally:
+        AppRole(name=name, url=app_url, owner_url=url).drop()
         postgres_databases.drop_schema(postgres_url, schema)
