@@ -8,6 +8,7 @@ from bastion import __version__
 from bastion.api.access import authenticated, public
 from bastion.api.errors import install_error_handlers
 from bastion.api.middleware import EdgeMiddleware
+from bastion.api.ratelimit import RateLimitMiddleware, storage_down_alert
 from bastion.api.routers import (
     access_review,
     api_keys,
@@ -15,6 +16,7 @@ from bastion.api.routers import (
     auth,
     bootstrap,
     break_glass,
+    detection,
     health,
     invitations,
     me,
@@ -47,6 +49,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(health.router, dependencies=[public()])
     app.include_router(bootstrap.router, dependencies=[public()])
     app.include_router(auth.router, dependencies=[public()])
+    app.include_router(detection.router)
     app.include_router(me.router, dependencies=[authenticated(allow_mfa_enrolment=True)])
     app.include_router(tenants.router)
     app.include_router(audit.router)
@@ -59,6 +62,13 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(break_glass.operator_router)
     app.include_router(break_glass.tenant_router)
     app.include_router(access_review.router)
+    if container.settings.rate_limits.enabled:
+        # Added before the edge, so the edge wraps it (client address, request id, headers).
+        app.add_middleware(
+            RateLimitMiddleware,
+            settings=container.settings.rate_limits,
+            on_storage_down=storage_down_alert(container),
+        )
     http = container.settings.http
     app.add_middleware(
         EdgeMiddleware,

@@ -38,8 +38,10 @@ from limits.storage import storage_from_string
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bastion.alerts import SecurityEvent, Severity
 from bastion.api.deps import SESSION_COOKIE
 from bastion.api.problems import problem_response
+from bastion.bootstrap import Container
 from bastion.identity.first_operator import BOOTSTRAP_PATH
 from bastion.observability.metrics import RATE_LIMITED
 from bastion.settings import RateLimitSettings
@@ -209,3 +211,26 @@ class RateLimitMiddleware:
         )
         await response(scope, receive, send)
         return True
+
+
+def storage_down_alert(container: Container) -> Callable[[], None]:
+    """Record a HIGH ``ratelimit.storage_unavailable`` security event (alert sinks route it)."""
+
+    def alert() -> None:
+        try:
+            with container.uow.begin() as session:
+                container.security_events.record(
+                    session,
+                    SecurityEvent(
+                        type="ratelimit.storage_unavailable",
+                        severity=Severity.HIGH,
+                        subject="rate-limit-storage",
+                        details={"auth": "refused with 503", "other": "allowed unlimited"},
+                    ),
+                )
+        # The alert of one outage must never fail the request that noticed it (the database
+        # may be down too): the log line above is then the only trace.
+        except Exception:  # the database may be down too: see above
+            log.exception("ratelimit.alert_failed")
+
+    return alert
