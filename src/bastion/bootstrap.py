@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
@@ -40,10 +40,12 @@ from bastion.crypto.types import KeyEventRecorder
 from bastion.db import UnitOfWork, assert_schema_current, make_engine, upgrade_to_head
 from bastion.db.engine import sqlite_path
 from bastion.db.roles import app_role_problems
+from bastion.detection import Counters, Detection, SqlLoginGuard
 from bastion.errors import StartupError
 from bastion.identity import FirstOperatorBootstrap, IssuedLink
 from bastion.identity.directory import SqlUserDirectory
 from bastion.identity.events import AuditLogTrail, AuditTrail
+from bastion.identity.guard import LoginGuard
 from bastion.identity.keys import SystemKeys
 from bastion.identity.passwords import Argon2Parameters, PasswordHasher
 from bastion.identity.revocation import CredentialRevoker
@@ -100,6 +102,10 @@ class Container:
     records: SqlRecords
     # Detection, audit verification and key management record security events here.
     security_events: SqlSecurityEvents
+    # Lockout, blocked sources, new-device mail (issue 8); identity calls the guard at login.
+    login_guard: SqlLoginGuard
+    # The unlock and "this wasn't me" link flows (needs identity, so it is set after it).
+    detection: Detection = field(init=False)
 
 
 def build(settings: Settings, *, clock: Clock | None = None, create: bool = False) -> Container:
@@ -121,7 +127,17 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     api_keys = SqlApiKeys(audit_log=audit_log, clock=clock)
     # Records are sealed under tenant data keys: rotation re-encrypts them, retirement counts them.
     keyring.register_target(RecordsReencryptionTarget(engine=engine))
-    return Container(
+    login_guard = SqlLoginGuard(
+        settings=settings.detection,
+        counters=Counters.from_settings(settings.rate_limits),
+        keys=keyring,
+        clock=clock,
+        mail=mail_queue,
+        events=SqlSecurityEvents(settings=settings.alerts, clock=clock),
+        base_url=settings.base_url,
+    )
+    container = Container(
+        login_guard=login_guard,
         settings=settings,
         engine=engine,
         uow=uow,
@@ -158,8 +174,16 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
             first_operator=first_operator,
             audit=AuditLogTrail(audit_log),
             credential_revokers=(api_keys,),
+            guard=login_guard,
         ),
     )
+    container.detection = Detection(
+        accounts=container.identity,
+        events=container.security_events,
+        audit_log=audit_log,
+        clock=clock,
+    )
+    return container
 
 
 def _request_engine(settings: Settings, owner: Engine) -> Engine:
@@ -286,6 +310,7 @@ def build_identity(
     first_operator: FirstOperatorBootstrap,
     audit: AuditTrail,
     credential_revokers: Sequence[CredentialRevoker] = (),
+    guard: LoginGuard | None = None,
 ) -> SqlIdentity:
     identity = settings.identity
     hasher = PasswordHasher(
@@ -305,6 +330,7 @@ def build_identity(
         bootstrap=first_operator,
         base_url=settings.base_url,
         credential_revokers=credential_revokers,
+        guard=guard,
     )
 
 
