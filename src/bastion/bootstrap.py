@@ -9,20 +9,26 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
+import httpx
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from bastion.access import SqlAccess, SqlApiKeys, SqlInvitations
 from bastion.access.governance import Governance, build_governance
-from bastion.alerts import SqlSecurityEvents
+from bastion.alerts import SecurityEvent, Severity, SqlSecurityEvents
+from bastion.alerts.delivery import AlertDelivery
+from bastion.alerts.sinks import build_sinks
 from bastion.audit import (
+    SYSTEM_CHAIN,
     AuditEvent,
     AuditLog,
     AuditVerifier,
     Checkpointer,
     Keys,
     ReadAuditBatcher,
+    VerifyReport,
+    run_scheduled_verification,
 )
 from bastion.audit.canonical import key_id_for
 from bastion.backup import BackupService, BackupTarget, LocalTarget, S3Target, s3_client
@@ -434,6 +440,40 @@ def checkpointer(container: Container) -> Checkpointer:
         settings=settings.audit,
         checkpoint_dir=settings.audit_checkpoint_dir,
     )
+
+
+def alert_delivery(container: Container) -> AlertDelivery:
+    """The alert outbox worker's engine: the sinks the settings name, over an HTTP client that
+    follows no redirects and ignores proxy variables (only settings read the environment)."""
+    alerts = container.settings.alerts
+    client = httpx.Client(follow_redirects=False, trust_env=False)
+    sinks = build_sinks(alerts.sinks, outbox=container.outbox, client=client, clock=container.clock)
+    return AlertDelivery(uow=container.uow, settings=alerts, sinks=sinks, clock=container.clock)
+
+
+def verify_audit_and_alert(container: Container) -> VerifyReport:
+    """The scheduled audit verification; each damaged chain also becomes a CRITICAL
+    ``audit.chain_damaged`` security event (a tenant's chain: visible to that tenant too)."""
+    report = run_scheduled_verification(audit_verifier(container))
+    if report.damaged:
+        with container.uow.begin() as session:
+            for chain in report.damaged:
+                damage = chain.damage
+                container.security_events.record(
+                    session,
+                    SecurityEvent(
+                        type="audit.chain_damaged",
+                        severity=Severity.CRITICAL,
+                        subject=f"audit-chain:{chain.chain}",
+                        tenant_id=None if chain.chain == SYSTEM_CHAIN else chain.chain,
+                        details={
+                            "chain": chain.chain,
+                            "first_bad_seq": damage.seq if damage else None,
+                            "kind": damage.kind.value if damage else None,
+                        },
+                    ),
+                )
+    return report
 
 
 def audit_verifier(container: Container) -> AuditVerifier:

@@ -9,13 +9,22 @@ import ssl
 import structlog
 import uvicorn
 
+from bastion.alerts.worker import DeliveryWorker
 from bastion.api import create_app
-from bastion.bootstrap import Container, issue_first_start_link, mail_dispatcher, preflight
+from bastion.bootstrap import (
+    Container,
+    alert_delivery,
+    issue_first_start_link,
+    mail_dispatcher,
+    preflight,
+)
 from bastion.errors import StartupError
 from bastion.identity.first_operator import BOOTSTRAP_PATH
 from bastion.jobs import scheduler_for
 from bastion.jobs.catalog import PROCESS_HOLDER
 from bastion.mail import MailWorker
+from bastion.observability.collectors import refreshers_for
+from bastion.observability.server import MetricsServer
 
 # TLS 1.2 suites (TLS 1.3 suites are fixed by OpenSSL): forward secrecy and AEAD only.
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
@@ -90,6 +99,7 @@ def serve(container: Container) -> None:
         loop="uvloop",
         timeout_graceful_shutdown=10,
     )
+    metrics = _metrics_server(container)
     log.info("serve.listening", url=settings.base_url, env=settings.env)
     scheduler = scheduler_for(container)
     if scheduler is not None:
@@ -98,15 +108,36 @@ def serve(container: Container) -> None:
     if mail_worker is not None:
         mail_worker.start()
     container.read_audit.start()
+    alerts_worker = DeliveryWorker(
+        alert_delivery(container), poll_seconds=settings.alerts.poll_seconds
+    )
+    alerts_worker.start()
+    if metrics is not None:
+        metrics.start()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         # After Uvicorn has drained its requests: commit the read events still queued.
         container.read_audit.close()
+        if metrics is not None:
+            metrics.stop()
+        alerts_worker.stop()
         if mail_worker is not None:
             mail_worker.stop()
         if scheduler is not None:
             scheduler.stop()
+
+
+def _metrics_server(container: Container) -> MetricsServer | None:
+    """The Prometheus listener, bound now so a taken port stops the start (StartupError)."""
+    metrics = container.settings.metrics
+    if not metrics.enabled:
+        return None
+    server = MetricsServer(
+        host=metrics.host, port=metrics.port, refreshers=refreshers_for(container.engine)
+    )
+    log.info("serve.metrics", url=f"http://{metrics.host}:{server.port}/metrics")
+    return server
 
 
 def _mail_worker(container: Container) -> MailWorker | None:

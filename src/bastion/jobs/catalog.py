@@ -7,9 +7,14 @@ import secrets
 import socket
 from datetime import timedelta
 
-from bastion.audit import run_scheduled_verification
 from bastion.backup.jobs import run_daily_backup
-from bastion.bootstrap import Container, audit_verifier, checkpointer, mail_dispatcher
+from bastion.bootstrap import (
+    Container,
+    alert_delivery,
+    checkpointer,
+    mail_dispatcher,
+    verify_audit_and_alert,
+)
 from bastion.jobs.leases import JobLeases
 from bastion.jobs.scheduler import Job, Scheduler
 from bastion.records import purge_expired
@@ -22,6 +27,8 @@ SHORT_JOB_LEASE = timedelta(minutes=10)
 # message is leased on its own, so this and the worker never send one twice.
 MAIL_DELIVERY_INTERVAL = timedelta(minutes=1)
 BACKUP_LEASE = timedelta(hours=6)
+# The same backstop for alert deliveries (claimed row by row, so never sent twice either).
+ALERT_DELIVERY_INTERVAL = timedelta(minutes=1)
 
 
 def job_catalog(container: Container) -> list[Job]:
@@ -36,8 +43,14 @@ def job_catalog(container: Container) -> list[Job]:
         ),
         Job(
             name="audit.verify",
-            run=lambda: run_scheduled_verification(audit_verifier(container)),
+            run=lambda: verify_audit_and_alert(container),
             every=timedelta(seconds=settings.audit_verify_interval_seconds),
+            lease=SHORT_JOB_LEASE,
+        ),
+        Job(
+            name="alerts.deliver",
+            run=lambda: alert_delivery(container).run(),
+            every=ALERT_DELIVERY_INTERVAL,
             lease=SHORT_JOB_LEASE,
         ),
         Job(

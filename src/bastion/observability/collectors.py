@@ -9,6 +9,7 @@ tables change shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from sqlalchemy import Engine, column, func, select, table
@@ -57,3 +58,15 @@ def refresh_key_rotation(engine: Engine) -> None:
             most_used = max(most_used, int(used or 0))
     KEY_ROTATION.labels(measure="superseded_versions").set(superseded)
     KEY_ROTATION.labels(measure="active_encryption_fraction").set(most_used / ENCRYPTION_LIMIT)
+
+
+def refreshers_for(engine: Engine) -> list[Callable[[], None]]:
+    """The scrape-time refreshers of the metrics listener, over the owner engine."""
+
+    def audit_chain_heads() -> None:
+        refresh_audit_heads(engine)
+
+    def key_rotation() -> None:
+        refresh_key_rotation(engine)
+
+    return [audit_chain_heads, key_rotation]

@@ -56,7 +56,8 @@ def metrics_app(refreshers: Sequence[Refresher]) -> Callable[..., Iterable[bytes
             try:
                 refresh()
             except Exception:  # a database hiccup must not hide every other metric
-                log.warning("metrics.refresh_failed", refresher=refresh.__name__, exc_info=True)
+                name = getattr(refresh, "__name__", "refresher")
+                log.warning("metrics.refresh_failed", refresher=name, exc_info=True)
         start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
         return [generate_latest(REGISTRY)]
 
