@@ -67,9 +67,9 @@ class Stack:
         """The tenant's audit records (oldest first) whose action starts with ``prefix``."""
         with self.rig.uow.begin() as session:
             page = AuditQuery(audit_log=self.audit_log).search(
-                session, tenant_id, AuditFilter(action=prefix or None), limit=200
+                session, tenant_id, AuditFilter(), limit=200
             )
-        return list(reversed(page.items))
+        return [item for item in reversed(page.items) if item.action.startswith(prefix)]
 
 
 def make_stack(rig: Rig, audit_log: AuditLog) -> Stack:
