@@ -337,6 +337,7 @@ def build_identity(
         base_url=settings.base_url,
         credential_revokers=credential_revokers,
         guard=guard,
+        webauthn_origin=settings.webauthn_origin,
     )
 
 

@@ -34,6 +34,7 @@ from bastion.identity.types import (
     TokenPurpose,
     UserId,
 )
+from bastion.identity.webauthn import Passkeys, RelyingParty
 from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id
 from bastion.mail import MailQueue
@@ -55,6 +56,7 @@ class IdentityBase:
         bootstrap: FirstOperatorBootstrap,
         base_url: str,
         guard: LoginGuard | None = None,
+        webauthn_origin: str | None = None,
         credential_revokers: Sequence[CredentialRevoker] = (),
     ) -> None:
         self._settings = settings
@@ -66,6 +68,15 @@ class IdentityBase:
         self._bootstrap = bootstrap
         self._base_url = base_url.rstrip("/")
         self._guard: LoginGuard = guard or OpenDoor()
+        self._passkeys = Passkeys(
+            relying_party=RelyingParty(
+                id=settings.webauthn_rp_id,
+                name=settings.webauthn_rp_name,
+                origin=webauthn_origin
+                or settings.webauthn_origin
+                or f"https://{settings.webauthn_rp_id}",
+            )
+        )
         self._credential_revokers = tuple(credential_revokers)
         self._policy = PasswordPolicy(
             min_length=settings.password_min_length,

@@ -24,6 +24,10 @@
     ├── TotpNotPending (Conflict)                 confirmation with no enrolment in progress
     ├── TotpNotEnabled (Conflict)                 recovery codes asked for without TOTP
     ├── StepUpRequired (Forbidden)                sensitive action without a recent second factor
+    ├── PasskeyInvalid (InvalidInput)             a registration or assertion that does not verify
+    ├── PasskeyCloneSuspected (Forbidden)         valid signature, counter went backwards (audited)
+    ├── PasskeyNotFound (NotFound)                not one of the caller's passkeys
+    ├── PasskeyAlreadyRegistered (Conflict)       the authenticator's credential is registered
     └── PasswordRejected (Unprocessable)          a policy rule failed; ``code`` names the rule:
         ├── PasswordTooShort / PasswordTooLong
         ├── PasswordTooCommon                     in the shipped list of common passwords
@@ -132,7 +136,8 @@ class MfaRequired(IdentityError, Unauthenticated):
     code = "identity.mfa_required"
     public_message = (
         "The password is correct; a second factor is required. POST the mfa_token and a TOTP or "
-        "recovery code to /api/v1/auth/mfa."
+        "recovery code (or a passkey assertion, options from /api/v1/auth/mfa/passkey/options) "
+        "to /api/v1/auth/mfa."
     )
     # The challenge row (and the audit entry) must be committed for mfa_token to work.
     audited_refusal = True
@@ -177,6 +182,32 @@ class StepUpRequired(IdentityError, Forbidden):
         "This action needs a second factor proved in the last few minutes: POST a TOTP or "
         "recovery code to /api/v1/auth/step-up, then retry."
     )
+
+
+class PasskeyInvalid(IdentityError, InvalidInput):
+    # One answer for every failed ceremony: unknown, used, expired or foreign challenge, wrong
+    # origin or RP id, bad signature, another user's credential.
+    code = "identity.passkey_invalid"
+    public_message = "The passkey response is not valid; start the ceremony again."
+
+
+class PasskeyCloneSuspected(IdentityError, Forbidden):
+    code = "identity.passkey_clone_suspected"
+    public_message = (
+        "This passkey's signature counter went backwards, a sign the authenticator was cloned. "
+        "It was refused; remove it and register a new one."
+    )
+    audited_refusal = True  # the audit entry must survive the refusal
+
+
+class PasskeyNotFound(IdentityError, NotFound):
+    code = "identity.passkey_not_found"
+    public_message = "No such passkey."
+
+
+class PasskeyAlreadyRegistered(IdentityError, Conflict):
+    code = "identity.passkey_already_registered"
+    public_message = "This authenticator's passkey is registered already."
 
 
 class PasswordRejected(IdentityError, Unprocessable):

@@ -163,3 +163,45 @@ class MfaChallenge(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WebAuthnCredential(Base):
+    """A registered passkey: its credential id, COSE public key and signature counter.
+
+    Nothing here is secret (a public key proves nothing without the authenticator's private
+    key), so it is stored in clear. ``sign_count`` only moves forward: an assertion at or
+    below it is refused as a cloned authenticator.
+    """
+
+    __tablename__ = "webauthn_credentials"
+    __table_args__ = (Index("ix_webauthn_credentials_user_id", "user_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary(1023), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger)
+    # Comma-separated AuthenticatorTransport values ("internal,hybrid"), passed back as hints.
+    transports: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(100))
+    aaguid: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebAuthnChallenge(Base):
+    """A ceremony challenge, stored as SHA-256 only, single-use and short-lived, bound to what
+    it was issued for: the user and session (registration, step-up), the half-finished login
+    (``mfa_challenge_id``), or nothing yet (passwordless login)."""
+
+    __tablename__ = "webauthn_challenges"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    challenge_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    session_id: Mapped[str | None] = mapped_column(String(36))
+    mfa_challenge_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -8,13 +8,14 @@ the event loop (see ``passwords``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bastion.identity import keys, messages, repository, sessions, tokens
+from bastion.identity import factors, keys, messages, repository, sessions, tokens
 from bastion.identity.emails import normalise_email
 from bastion.identity.errors import (
     AlreadyBootstrapped,
@@ -27,15 +28,18 @@ from bastion.identity.errors import (
     UserNotFound,
 )
 from bastion.identity.guard import Admission, SignedIn
-from bastion.identity.mfa_flows import SecondFactorFlows
 from bastion.identity.models import EmailToken, User
+from bastion.identity.operator_flows import OperatorFlows
+from bastion.identity.passkey_flows import PasskeyFlows
 from bastion.identity.password_flows import PasswordFlows
 from bastion.identity.types import (
     Account,
     ClientInfo,
     IdentityAction,
     IssuedSession,
+    PasskeyInfo,
     Principal,
+    RevokedCredentials,
     SessionId,
     SessionInfo,
     TokenPurpose,
@@ -130,11 +134,53 @@ class Identity(Protocol):
         self, session: Session, *, principal: Principal, client: ClientInfo
     ) -> None: ...
     def require_step_up(self, session: Session, *, principal: Principal) -> None: ...
+    # Passkeys (passkey_flows.py); credentials are WebAuthn JSON objects from the browser.
+    def begin_passkey_registration(self, session: Session, *, principal: Principal) -> str: ...
+    def finish_passkey_registration(
+        self,
+        session: Session,
+        *,
+        principal: Principal,
+        credential: Mapping[str, Any],
+        name: str,
+        client: ClientInfo,
+    ) -> PasskeyInfo: ...
+    def list_passkeys(self, session: Session, *, principal: Principal) -> list[PasskeyInfo]: ...
+    def delete_passkey(
+        self, session: Session, *, principal: Principal, passkey_id: str, client: ClientInfo
+    ) -> None: ...
+    def begin_passkey_mfa(self, session: Session, *, mfa_token: str, client: ClientInfo) -> str: ...
+    def complete_mfa_with_passkey(
+        self,
+        session: Session,
+        *,
+        mfa_token: str,
+        credential: Mapping[str, Any],
+        client: ClientInfo,
+    ) -> IssuedSession: ...
+    def begin_passkey_step_up(self, session: Session, *, principal: Principal) -> str: ...
+    def step_up_with_passkey(
+        self,
+        session: Session,
+        *,
+        principal: Principal,
+        credential: Mapping[str, Any],
+        client: ClientInfo,
+    ) -> None: ...
+    def begin_passkey_login(self, session: Session) -> str: ...
+    def login_with_passkey(
+        self, session: Session, *, credential: Mapping[str, Any], client: ClientInfo
+    ) -> IssuedSession: ...
+    # Operators (operator_flows.py).
+    def revoke_user_sessions(
+        self, session: Session, *, user: str, actor_user_id: str | None, client: ClientInfo
+    ) -> RevokedCredentials: ...
 
 
-class SqlIdentity(PasswordFlows, SecondFactorFlows):
-    """``Identity`` over SQLAlchemy; see the module docstring. Password and second-factor
-    flows live in ``password_flows`` and ``mfa_flows``; shared helpers in ``base``."""
+class SqlIdentity(PasswordFlows, PasskeyFlows, OperatorFlows):
+    """``Identity`` over SQLAlchemy; see the module docstring. Password, second-factor, passkey
+    and operator flows live in ``password_flows``, ``mfa_flows``, ``passkey_flows`` and
+    ``operator_flows``; shared helpers in ``base``."""
 
     # -- accounts -------------------------------------------------------------------------
 
@@ -197,7 +243,7 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
             raise UserNotFound
         if not self._hasher.verify(user.password_hash, password):
             raise CurrentPasswordWrong(field="password")
-        if self._mfa.is_enabled(session, user.id):
+        if factors.has_second_factor(session, user.id):
             self._require_recent_mfa(session, principal)
         address = normalise_email(new_email)
         if self._user_by_email(session, address) is not None:
@@ -240,7 +286,7 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
         user = repository.user_by_id(session, principal.user_id)
         if user is None:
             raise UserNotFound
-        return self._account(user, mfa_enabled=self._mfa.is_enabled(session, user.id))
+        return self._account(user, mfa_enabled=factors.has_second_factor(session, user.id))
 
     def disable_user(
         self, session: Session, *, email: str, actor_user_id: str | None, client: ClientInfo
@@ -358,7 +404,8 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
         if rehashed:
             # Kept even when a second factor is still due (committed with MfaRequired).
             user.password_hash = self._hasher.hash(password)
-        if self._mfa.is_enabled(session, user.id):
+        enrolled = factors.enrolled_factors(session, user.id)
+        if enrolled:
             mfa_token = self._mfa.open_challenge(session, user_id=user.id, now=self._clock.now())
             self._record(
                 session,
@@ -368,7 +415,7 @@ class SqlIdentity(PasswordFlows, SecondFactorFlows):
                 target=user.id,
                 details={"rehashed": rehashed},
             )
-            raise MfaRequired(mfa_token=mfa_token)
+            raise MfaRequired(mfa_token=mfa_token, factors=enrolled)
         # Before the session row: the guard seals its new-device notice before its first write
         # (SQLite, see mail.queue), and a refusal it raises leaves no session behind.
         self._guard.signed_in(

@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from bastion.identity import repository
 from bastion.identity.errors import CsrfCheckFailed, NotAuthenticated
-from bastion.identity.models import USER_AGENT_CHARS, AuthSession, TotpCredential, User
+from bastion.identity.factors import has_second_factor
+from bastion.identity.models import USER_AGENT_CHARS, AuthSession, User
 from bastion.identity.types import ClientInfo, IssuedSession, Principal, SessionId, UserId
 from bastion.kernel.clock import as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
@@ -131,13 +132,8 @@ def authenticate(
         is_operator=user.is_operator,
         via_cookie=via_cookie,
         # One more primary-key read, for operators only.
-        must_enrol_mfa=user.is_operator and not _has_confirmed_totp(session, user.id),
+        must_enrol_mfa=user.is_operator and not has_second_factor(session, user.id),
     )
-
-
-def _has_confirmed_totp(session: Session, user_id: str) -> bool:
-    credential = session.get(TotpCredential, user_id)
-    return credential is not None and credential.confirmed_at is not None
 
 
 def mark_mfa(session: Session, session_id: str, now: datetime) -> None:

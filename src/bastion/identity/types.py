@@ -34,6 +34,12 @@ class IdentityAction(enum.StrEnum):
     EMAIL_CHANGED = "identity.email_changed"
     TOTP_DISABLED = "identity.totp_disabled"
     COMPROMISE_REPORTED = "identity.compromise_reported"
+    USER_SESSIONS_REVOKED = "identity.user_sessions_revoked"
+    PASSKEY_REGISTERED = "identity.passkey_registered"
+    PASSKEY_REMOVED = "identity.passkey_removed"
+    # A passkey answered with a signature counter at or below the stored one: a cloned
+    # authenticator (WebAuthn L2 §6.1.1). Refused and audited.
+    PASSKEY_SIGN_COUNT_REGRESSED = "identity.passkey_sign_count_regressed"
 
 
 class TokenPurpose(enum.StrEnum):
@@ -116,6 +122,26 @@ class SessionInfo:
     ip: str | None
     user_agent: str | None
     current: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedCredentials:
+    """What an operator's revocation ended: sessions, and credentials of other domains."""
+
+    sessions: int
+    other_credentials: int
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyInfo:
+    """One registered passkey as its owner sees it (the public key stays inside identity)."""
+
+    id: str
+    name: str
+    transports: tuple[str, ...]
+    aaguid: str
+    created_at: datetime
+    last_used_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
