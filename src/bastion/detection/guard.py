@@ -20,18 +20,22 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
+import structlog
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from bastion.alerts.types import SecurityEvent, SecurityEvents, Severity
 from bastion.detection import devices, links, messages, repository
 from bastion.detection.counters import Counters, window
-from bastion.detection.errors import SourceBlocked
+from bastion.detection.errors import CountersUnavailable, SourceBlocked
 from bastion.detection.links import LinkPurpose
 from bastion.identity.guard import Admission, LoginAttempt, SignedIn
 from bastion.kernel.clock import Clock, as_utc
 from bastion.mail.queue import MailQueue
 from bastion.observability.metrics import LOCKOUTS, LOGINS, SOURCES_BLOCKED
 from bastion.settings import DetectionSettings
+
+log = structlog.get_logger("bastion.detection")
 
 BLOCK_FAILURES = "failures"
 BLOCK_STUFFING = "credential_stuffing"
@@ -217,8 +221,12 @@ class SqlLoginGuard:
         )
         if not placed:
             return
-        # The lock now holds the account off; a fresh window starts when it ends.
-        self._counters.clear(self._account, "account", attempt.account_key.hex())
+        # The lock holds the account off from now on, so its window can start afresh (or the
+        # first attempt after the lock would lock again). Only once the lock is committed: a
+        # clear before that would let other processes, which cannot see the lock yet, verify
+        # up to N more passwords.
+        key = attempt.account_key.hex()
+        event.listen(session, "after_commit", lambda _s: self._forget(key), once=True)
         LOCKOUTS.inc()
         self._events.record(
             session,
@@ -240,6 +248,13 @@ class SqlLoginGuard:
                 lifetime=timedelta(seconds=self._settings.unlock_link_seconds),
             )
             self._mail.enqueue(session, prepared, now=now)
+
+    def _forget(self, key: str) -> None:
+        try:
+            self._counters.clear(self._account, "account", key)
+        except CountersUnavailable:
+            # After the commit nobody can be told; the window then just runs its course.
+            log.warning("detection.window_not_cleared")
 
     def _watch_source(self, session: Session, attempt: LoginAttempt, key: str) -> None:
         source = devices.source_of(attempt.client.ip or "")
