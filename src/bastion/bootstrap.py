@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bastion.access import SqlAccess, SqlApiKeys, SqlInvitations
 from bastion.access.governance import Governance, build_governance
 from bastion.alerts import SecurityEvent, Severity, SqlSecurityEvents
-from bastion.alerts.delivery import AlertDelivery
+from bastion.alerts.delivery import AlertDelivery, DeliveryReport
 from bastion.alerts.sinks import build_sinks
 from bastion.audit import (
     SYSTEM_CHAIN,
@@ -449,7 +449,22 @@ def alert_delivery(container: Container) -> AlertDelivery:
     alerts = container.settings.alerts
     client = httpx.Client(follow_redirects=False, trust_env=False)
     sinks = build_sinks(alerts.sinks, outbox=container.outbox, client=client, clock=container.clock)
-    return AlertDelivery(uow=container.uow, settings=alerts, sinks=sinks, clock=container.clock)
+    return AlertDelivery(
+        uow=container.uow,
+        settings=alerts,
+        sinks=sinks,
+        clock=container.clock,
+        on_close=client.close,
+    )
+
+
+def deliver_alerts(container: Container) -> DeliveryReport:
+    """One pass over the due alert deliveries (the ``alerts.deliver`` job)."""
+    delivery = alert_delivery(container)
+    try:
+        return delivery.run()
+    finally:
+        delivery.close()
 
 
 def verify_audit_and_alert(container: Container) -> VerifyReport:

@@ -12,7 +12,7 @@ A failed attempt ``n`` waits ``retry_base * 2^(n-1)`` seconds, capped at ``retry
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, cast
@@ -69,11 +69,18 @@ class AlertDelivery:
         settings: AlertsSettings,
         sinks: Mapping[str, Sink],
         clock: Clock,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self._uow = uow
         self._settings = settings
         self._sinks = sinks
         self._clock = clock
+        self._on_close = on_close
+
+    def close(self) -> None:
+        """Release what the sinks hold open (the webhook HTTP client's connections)."""
+        if self._on_close is not None:
+            self._on_close()
 
     def run(self) -> DeliveryReport:
         """Deliver everything due now (up to MAX_BATCHES_PER_RUN batches)."""

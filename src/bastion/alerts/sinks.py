@@ -173,7 +173,9 @@ class _RaisingSysLogHandler(SysLogHandler):
 
 
 class SyslogSink:
-    """One JSON line per alert to a syslog daemon over UDP or TCP (facility from settings)."""
+    """One JSON line per alert to a syslog daemon over UDP or TCP (facility from settings).
+
+    A socket per alert: alerts are rare, and nothing stays open between them."""
 
     kind = "syslog"
 
@@ -181,8 +183,6 @@ class SyslogSink:
         self._address = (settings.host, settings.port)
         self._socktype = socket.SOCK_DGRAM if settings.protocol == "udp" else socket.SOCK_STREAM
         self._facility = SysLogHandler.facility_names[settings.facility]
-        self._handler: _RaisingSysLogHandler | None = None
-        self._lock = threading.Lock()
 
     def send(self, alert: Alert) -> None:
         record = logging.LogRecord(
@@ -194,21 +194,17 @@ class SyslogSink:
             args=(alert_json(alert),),
             exc_info=None,
         )
-        with self._lock:
-            try:
-                if self._handler is None:
-                    self._handler = _RaisingSysLogHandler(
-                        address=self._address, facility=self._facility, socktype=self._socktype
-                    )
-                self._handler.emit(record)
-            except OSError as exc:
-                self._close()
-                raise AlertDeliveryFailed(f"syslog unreachable ({exc.strerror})") from exc
-
-    def _close(self) -> None:
-        if self._handler is not None:
-            self._handler.close()
-            self._handler = None
+        handler: _RaisingSysLogHandler | None = None
+        try:
+            handler = _RaisingSysLogHandler(
+                address=self._address, facility=self._facility, socktype=self._socktype
+            )
+            handler.emit(record)
+        except OSError as exc:
+            raise AlertDeliveryFailed(f"syslog unreachable ({exc.strerror})") from exc
+        finally:
+            if handler is not None:
+                handler.close()
 
 
 def build_sinks(

@@ -32,6 +32,7 @@ class DeliveryWorker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._delivery.close()
 
     def _loop(self) -> None:
         while not self._stop.is_set():

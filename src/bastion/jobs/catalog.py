@@ -10,8 +10,8 @@ from datetime import timedelta
 from bastion.backup.jobs import run_daily_backup
 from bastion.bootstrap import (
     Container,
-    alert_delivery,
     checkpointer,
+    deliver_alerts,
     mail_dispatcher,
     verify_audit_and_alert,
 )
@@ -49,7 +49,7 @@ def job_catalog(container: Container) -> list[Job]:
         ),
         Job(
             name="alerts.deliver",
-            run=lambda: alert_delivery(container).run(),
+            run=lambda: deliver_alerts(container),
             every=ALERT_DELIVERY_INTERVAL,
             lease=SHORT_JOB_LEASE,
         ),
