@@ -20,6 +20,7 @@ from bastion.api.routers import (
     health,
     invitations,
     me,
+    operator_users,
     records,
     roles,
     security_events,
@@ -62,6 +63,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(break_glass.operator_router)
     app.include_router(break_glass.tenant_router)
     app.include_router(access_review.router)
+    app.include_router(operator_users.router)
     if container.settings.rate_limits.enabled:
         # Added before the edge, so the edge wraps it (client address, request id, headers).
         app.add_middleware(

@@ -30,3 +30,24 @@ def disable(
         finally:
             container.engine.dispose()
     console.print("disabled; every session of the account has ended")
+
+
+@users_app.command("revoke-sessions")
+def revoke_sessions(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="The account's e-mail address or id.")],
+) -> None:
+    """End every session and API key of an account at once (it can log in again)."""
+    settings = settings_from(ctx)
+    with clear_failures():
+        container = build(settings)
+        try:
+            with container.uow.begin() as session:
+                revoked = container.identity.revoke_user_sessions(
+                    session, user=user, actor_user_id=None, client=ClientInfo()
+                )
+        finally:
+            container.engine.dispose()
+    console.print(
+        f"revoked {revoked.sessions} session(s) and {revoked.other_credentials} API key(s)"
+    )

@@ -31,8 +31,10 @@ from bastion.api.schemas.identity import (
     SignupRequest,
     VerifyEmailRequest,
 )
+from bastion.api.schemas.passkeys import AssertionRequest, PasskeyMfaOptionsRequest
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+JSON = "application/json"
 
 PROBLEMS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not authenticated, or wrong credentials (one answer for all causes)."},
@@ -90,9 +92,53 @@ def complete_mfa(
     session: SessionDep,
     client: ClientDep,
 ) -> SessionToken:
-    """Finish a login with a TOTP code or a recovery code (each works once)."""
-    issued = container.identity.complete_mfa(
-        session, mfa_token=body.mfa_token, code=body.code, client=client
+    """Finish a login with a TOTP code or a recovery code (each works once), or with a passkey
+    assertion answering ``/api/v1/auth/mfa/passkey/options``."""
+    if body.passkey is not None:
+        issued = container.identity.complete_mfa_with_passkey(
+            session, mfa_token=body.mfa_token, credential=body.passkey, client=client
+        )
+    else:
+        issued = container.identity.complete_mfa(
+            session, mfa_token=body.mfa_token, code=body.code or "", client=client
+        )
+    set_session_cookies(response, issued)
+    return SessionToken(
+        token=issued.token,
+        expires_at=issued.expires_at,
+        idle_expires_at=issued.idle_expires_at,
+        csrf_token=issued.csrf_token,
+    )
+
+
+@router.post("/mfa/passkey/options", dependencies=[SameSiteOnly], responses=PROBLEMS)
+def passkey_mfa_options(
+    body: PasskeyMfaOptionsRequest, container: ContainerDep, session: SessionDep, client: ClientDep
+) -> Response:
+    """PublicKeyCredentialRequestOptions (JSON) for finishing this login with a passkey; the
+    challenge is bound to the ``mfa_token``'s login and works once, for five minutes."""
+    options = container.identity.begin_passkey_mfa(session, mfa_token=body.mfa_token, client=client)
+    return Response(content=options, media_type=JSON)
+
+
+@router.post("/passkey/options", dependencies=[SameSiteOnly], responses=PROBLEMS)
+def passkey_login_options(container: ContainerDep, session: SessionDep) -> Response:
+    """PublicKeyCredentialRequestOptions (JSON) for a passwordless login with a passkey."""
+    return Response(content=container.identity.begin_passkey_login(session), media_type=JSON)
+
+
+@router.post("/passkey", dependencies=[SameSiteOnly], responses=PROBLEMS)
+def passkey_login(
+    body: AssertionRequest,
+    response: Response,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> SessionToken:
+    """A new session for a passkey assertion with user verification (the passkey is both
+    factors). A wrong or unknown passkey answers the same 401 as a wrong password."""
+    issued = container.identity.login_with_passkey(
+        session, credential=body.credential, client=client
     )
     set_session_cookies(response, issued)
     return SessionToken(
@@ -100,6 +146,36 @@ def complete_mfa(
         expires_at=issued.expires_at,
         idle_expires_at=issued.idle_expires_at,
         csrf_token=issued.csrf_token,
+    )
+
+
+@router.post(
+    "/step-up/passkey/options",
+    responses={**PROBLEMS, 400: {"description": "The account has no passkey."}},
+)
+def passkey_step_up_options(
+    principal: PrincipalDep, container: ContainerDep, session: SessionDep
+) -> Response:
+    """PublicKeyCredentialRequestOptions (JSON) for a step-up with a passkey in this session."""
+    options = container.identity.begin_passkey_step_up(session, principal=principal)
+    return Response(content=options, media_type=JSON)
+
+
+@router.post(
+    "/step-up/passkey",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**PROBLEMS, 400: {"description": "The assertion does not verify."}},
+)
+def passkey_step_up(
+    body: AssertionRequest,
+    principal: PrincipalDep,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> None:
+    """Prove a passkey in this session (like ``/step-up`` with a code)."""
+    container.identity.step_up_with_passkey(
+        session, principal=principal, credential=body.credential, client=client
     )
 
 

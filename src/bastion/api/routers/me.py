@@ -1,4 +1,4 @@
-"""``/api/v1/me``: the caller's account, password and sessions."""
+"""``/api/v1/me``: the caller's account, password, sessions and second factors."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ from bastion.api.schemas.identity import (
     SessionToken,
     TotpEnrolment,
 )
+from bastion.api.schemas.passkeys import Passkey, PasskeyList, RegisterPasskeyRequest
+from bastion.identity.types import PasskeyInfo
 
 router = APIRouter(prefix="/api/v1/me", tags=["me"])
 
@@ -230,3 +232,88 @@ def request_email_change(
         session, principal=principal, new_email=body.email, password=body.password, client=client
     )
     return Accepted(detail="A confirmation link is on its way to the new address.")
+
+
+PasskeyPath = Annotated[str, Path(min_length=36, max_length=36, pattern=r"^[0-9a-f-]{36}$")]
+
+
+def _passkey(info: PasskeyInfo) -> Passkey:
+    return Passkey(
+        id=info.id,
+        name=info.name,
+        transports=list(info.transports),
+        aaguid=info.aaguid,
+        created_at=info.created_at,
+        last_used_at=info.last_used_at,
+    )
+
+
+@router.post(
+    "/passkeys/options",
+    responses={
+        **PROBLEMS,
+        403: {"description": "A second factor exists and no step-up is recent."},
+    },
+)
+def passkey_registration_options(
+    principal: EnrollingPrincipalDep, container: ContainerDep, session: SessionDep
+) -> Response:
+    """PublicKeyCredentialCreationOptions (JSON) for registering a passkey. Adding a factor to
+    an account that has one needs a recent step-up."""
+    options = container.identity.begin_passkey_registration(session, principal=principal)
+    return Response(content=options, media_type="application/json")
+
+
+@router.post(
+    "/passkeys",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        **PROBLEMS,
+        400: {"description": "The attestation does not verify (challenge, origin, RP id...)."},
+        409: {"description": "This authenticator is registered already."},
+    },
+)
+def register_passkey(
+    body: RegisterPasskeyRequest,
+    principal: EnrollingPrincipalDep,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> Passkey:
+    """Register the passkey the attestation proves, under ``name``."""
+    info = container.identity.finish_passkey_registration(
+        session, principal=principal, credential=body.credential, name=body.name, client=client
+    )
+    return _passkey(info)
+
+
+@router.get("/passkeys", responses=PROBLEMS)
+def list_passkeys(
+    principal: PrincipalDep, container: ContainerDep, session: SessionDep
+) -> PasskeyList:
+    """The caller's passkeys, oldest first (one page: at most 20)."""
+    return PasskeyList(
+        items=[_passkey(i) for i in container.identity.list_passkeys(session, principal=principal)]
+    )
+
+
+@router.delete(
+    "/passkeys/{passkey_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        **PROBLEMS,
+        403: {"description": "No second factor proved recently (step-up) or CSRF."},
+        404: {"description": "Not one of the caller's passkeys."},
+    },
+)
+def delete_passkey(
+    passkey_id: PasskeyPath,
+    principal: PrincipalDep,
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> None:
+    """Remove a passkey. Needs a step-up within a few minutes, like turning TOTP off."""
+    container.identity.delete_passkey(
+        session, principal=principal, passkey_id=passkey_id, client=client
+    )

@@ -6,10 +6,18 @@ policy's ceiling is refused by shape (422 naming the field) without spending arg
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from bastion.identity import normalise_email
 from bastion.identity.errors import InvalidEmail
@@ -18,6 +26,7 @@ from bastion.identity.errors import InvalidEmail
 # maximum is then enforced by the policy with its own named rule.
 MAX_PASSWORD_FIELD_CHARS = 1024
 MAX_TOKEN_FIELD_CHARS = 128
+MAX_PASSKEY_JSON_CHARS = 64 * 1024
 
 Email = Annotated[str, StringConstraints(min_length=3, max_length=320)]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=MAX_PASSWORD_FIELD_CHARS)]
@@ -95,9 +104,21 @@ TotpCode = Annotated[str, StringConstraints(min_length=6, max_length=64)]
 
 
 class MfaRequest(_Request):
+    """Exactly one of ``code`` and ``passkey``."""
+
     mfa_token: Token
     # A 6-digit TOTP code or a recovery code ("abcd-efgh-ijkl-mnop").
-    code: TotpCode
+    code: TotpCode | None = None
+    # A WebAuthn assertion answering /api/v1/auth/mfa/passkey/options (api.schemas.passkeys).
+    passkey: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_factor(self) -> MfaRequest:
+        if (self.code is None) == (self.passkey is None):
+            raise ValueError("send exactly one of code and passkey")
+        if self.passkey is not None and len(json.dumps(self.passkey)) > MAX_PASSKEY_JSON_CHARS:
+            raise ValueError(f"a passkey assertion is at most {MAX_PASSKEY_JSON_CHARS} characters")
+        return self
 
 
 class CodeRequest(_Request):
