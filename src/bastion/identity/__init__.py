@@ -1,10 +1,12 @@
 """Identity: who someone is. Accounts, argon2id passwords and their policy, revocable sessions,
 e-mailed single-use tokens (verification, reset), and the first-operator bootstrap.
 
-Owns the ``users``, ``password_history``, ``auth_sessions``, ``email_tokens`` and
-``bootstrap_tokens`` tables. Never imports the api, cli or web edges, never commits (the edge owns
-the transaction), and never lets a password, token or e-mail reach a log line or an audit detail.
-Second factors, passkeys and API keys arrive later in issue 5.
+Owns the ``users``, ``password_history``, ``auth_sessions``, ``email_tokens``,
+``bootstrap_tokens``, second-factor (``totp_credentials``, ``recovery_codes``, ``mfa_challenges``)
+and passkey (``webauthn_credentials``, ``webauthn_challenges``) tables. Never imports the api,
+cli or web edges, never commits (the edge owns the transaction), and never lets a password, token
+or e-mail reach a log line or an audit detail. Second factors: TOTP, recovery codes and passkeys
+(``webauthn``); ``factors`` says which a user has.
 """
 
 from bastion.identity.emails import EmailAddress, normalise_email
