@@ -29,7 +29,6 @@ from bastion.records.errors import (
     WriteConflict,
 )
 from bastion.records.purge import purge_expired
-from bastion.records.read_audit import DirectReadAudit
 from bastion.records.reencryption import RecordsReencryptionTarget
 from bastion.records.service import PageRead, RecordRead, SqlRecords
 from bastion.records.types import (
@@ -47,7 +46,6 @@ __all__ = [
     "CollectionExists",
     "CollectionNotEmpty",
     "CollectionNotFound",
-    "DirectReadAudit",
     "InvalidCollection",
     "InvalidCursor",
     "InvalidFilter",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from jsonschema import Draft202012Validator
@@ -27,15 +27,13 @@ from bastion.records.errors import (
 )
 from bastion.records.events import event_for
 from bastion.records.models import CollectionRow
+from bastion.records.sealing import RecordSealer
 from bastion.records.types import Collection, CollectionChanges, RecordsAction
 
 # Re-indexing opens every live record within the request: bounded, so a PATCH stays a request.
 MAX_REINDEX_RECORDS: Final = 10_000
 REINDEX_BATCH: Final = 500
 MAX_CACHED_VALIDATORS: Final = 1024
-
-# Called with the collection row and its new indexed fields, to rebuild the blind indexes.
-Reindexer = Callable[[Session, TenantContext, CollectionRow, tuple[str, ...]], None]
 
 
 def to_collection(row: CollectionRow) -> Collection:
@@ -58,9 +56,10 @@ def indexed_of(row: CollectionRow) -> tuple[str, ...]:
 class SqlCollections:
     """Collection definitions, tenant-scoped; compiled schemas cached per collection version."""
 
-    def __init__(self, *, audit_log: AuditLog, clock: Clock) -> None:
+    def __init__(self, *, audit_log: AuditLog, clock: Clock, sealer: RecordSealer) -> None:
         self._audit = audit_log
         self._clock = clock
+        self._sealer = sealer
         self._validators: dict[tuple[str, int], Draft202012Validator | None] = {}
         self._lock = threading.Lock()
 
@@ -154,7 +153,6 @@ class SqlCollections:
         changes: CollectionChanges,
         *,
         client: ClientInfo,
-        reindex: Reindexer,
     ) -> Collection:
         """Change schema, indexed fields or read auditing. A new schema applies to writes from
         now on (existing records are not re-validated). New indexed fields re-index the live
@@ -178,7 +176,7 @@ class SqlCollections:
                         f"this collection has {live}, the limit is {MAX_REINDEX_RECORDS}. "
                         "Background re-indexing is not implemented yet."
                     )
-                reindex(session, context, row, fields)
+                self._reindex(session, context, row, fields)
                 row.indexed_fields = json.dumps(list(fields))
                 changed.append("indexed")
         if changes.audit_reads is not None and changes.audit_reads != row.audit_reads:
@@ -199,6 +197,28 @@ class SqlCollections:
                 ),
             )
         return to_collection(row)
+
+    def _reindex(
+        self,
+        session: Session,
+        context: TenantContext,
+        collection: CollectionRow,
+        fields: tuple[str, ...],
+    ) -> None:
+        """Rebuild the blind indexes of every live record for ``fields``, batch by batch."""
+        tenant_id = context.tenant_id
+        after: str | None = None
+        while True:
+            batch = repository.live_record_batch(
+                session, tenant_id, collection.id, after=after, limit=REINDEX_BATCH
+            )
+            if not batch:
+                return
+            for row in batch:
+                document = self._sealer.open(tenant_id, collection.name, row).data
+                digests = self._sealer.digests(tenant_id, collection.id, document, fields)
+                repository.replace_index(session, tenant_id, collection.id, row.id, digests)
+            after = batch[-1].id
 
     def delete(
         self, session: Session, context: TenantContext, name: str, *, client: ClientInfo

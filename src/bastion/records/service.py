@@ -12,7 +12,7 @@ never overwrites a change it did not see.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -20,28 +20,24 @@ from sqlalchemy.orm import Session
 
 from bastion.access import TenantContext
 from bastion.audit import AuditEvent, AuditLog
-from bastion.crypto import IntegrityCheckError
 from bastion.identity import ClientInfo
 from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id
 from bastion.records import documents, repository
-from bastion.records.collections import REINDEX_BATCH, SqlCollections, indexed_of
+from bastion.records.collections import SqlCollections, indexed_of
 from bastion.records.errors import (
     InvalidCursor,
     InvalidFilter,
     MalformedDocument,
-    RecordIntegrityError,
     RecordNotFound,
     VersionMismatch,
     WriteConflict,
 )
 from bastion.records.events import event_for, record_target
-from bastion.records.keys import RecordKeys, index_field, sealed_id
+from bastion.records.keys import RecordKeys
 from bastion.records.models import CollectionRow, RecordRow
+from bastion.records.sealing import RecordSealer
 from bastion.records.types import (
-    RECORD_PURPOSE,
-    Collection,
-    CollectionChanges,
     JsonObject,
     Record,
     RecordPage,
@@ -76,11 +72,11 @@ class SqlRecords:
     def __init__(
         self, *, keys: RecordKeys, audit_log: AuditLog, clock: Clock, settings: RecordsSettings
     ) -> None:
-        self._keys = keys
+        self._sealer = RecordSealer(keys)
         self._audit = audit_log
         self._clock = clock
         self._settings = settings
-        self.collections = SqlCollections(audit_log=audit_log, clock=clock)
+        self.collections = SqlCollections(audit_log=audit_log, clock=clock, sealer=self._sealer)
 
     @property
     def settings(self) -> RecordsSettings:
@@ -144,7 +140,8 @@ class SqlRecords:
         if after is not None and (len(after) != MAX_ID_CHARS or not after.isascii()):
             raise InvalidCursor
         digests = {
-            field: self._digest(context, row.id, field, value) for field, value in filters.items()
+            field: self._sealer.digest(context.tenant_id, row.id, field, value)
+            for field, value in filters.items()
         }
         rows = repository.live_records(
             session, context.tenant_id, row.id, digests=digests, after=after, limit=limit + 1
@@ -366,58 +363,14 @@ class SqlRecords:
             documents.validate(validator, document)
         encoded = documents.encode(document)
         documents.check_size(encoded, limit=self._settings.max_record_bytes)
-        sealed = self._keys.seal(
-            context.tenant_id,
-            purpose=RECORD_PURPOSE,
-            record_id=sealed_id(collection.id, record_id),
-            plaintext=encoded,
+        sealed = self._sealer.seal(context.tenant_id, collection.id, record_id, encoded)
+        digests = self._sealer.digests(
+            context.tenant_id, collection.id, document, indexed_of(collection)
         )
-        return sealed, self.digests(context, collection, document, indexed_of(collection))
-
-    def digests(
-        self,
-        context: TenantContext,
-        collection: CollectionRow,
-        document: JsonObject,
-        fields: Sequence[str],
-    ) -> dict[str, bytes]:
-        """Blind indexes of ``document``'s indexable values in ``fields``."""
-        found: dict[str, bytes] = {}
-        for field in fields:
-            text = documents.index_text(document.get(field))
-            if text is not None:
-                found[field] = self._digest(context, collection.id, field, text)
-        return found
-
-    def _digest(self, context: TenantContext, collection_id: str, field: str, text: str) -> bytes:
-        return self._keys.blind_index(
-            context.tenant_id, field=index_field(collection_id, field), value=text
-        )
+        return sealed, digests
 
     def _open(self, context: TenantContext, collection: str, row: RecordRow) -> Record:
-        try:
-            plaintext = self._keys.open(
-                context.tenant_id,
-                purpose=RECORD_PURPOSE,
-                record_id=sealed_id(row.collection_id, row.id),
-                sealed=row.sealed,
-            )
-        except IntegrityCheckError:
-            raise RecordIntegrityError(
-                f"Record {row.id} of collection {collection!r} failed its integrity check: its "
-                "stored ciphertext was tampered with, or moved from another record or tenant. "
-                "It is not served.",
-                collection=collection,
-                record_id=row.id,
-            ) from None
-        return Record(
-            row.id,
-            collection,
-            documents.decode_stored(plaintext),
-            row.version,
-            as_utc(row.created_at),
-            as_utc(row.updated_at),
-        )
+        return self._sealer.open(context.tenant_id, collection, row)
 
     def _record_write(
         self,
@@ -439,41 +392,6 @@ class SqlRecords:
                 details={"version": version},
             ),
         )
-
-    # ----------------------------------------------------------------- collections
-    def update_collection(
-        self,
-        session: Session,
-        context: TenantContext,
-        name: str,
-        changes: CollectionChanges,
-        *,
-        client: ClientInfo,
-    ) -> Collection:
-        """``SqlCollections.update``, re-indexing live records when indexed fields change."""
-        return self.collections.update(
-            session, context, name, changes, client=client, reindex=self._reindex
-        )
-
-    def _reindex(
-        self,
-        session: Session,
-        context: TenantContext,
-        collection: CollectionRow,
-        fields: tuple[str, ...],
-    ) -> None:
-        after: str | None = None
-        while True:
-            batch = repository.live_record_batch(
-                session, context.tenant_id, collection.id, after=after, limit=REINDEX_BATCH
-            )
-            if not batch:
-                return
-            for row in batch:
-                document = self._open(context, collection.name, row).data
-                digests = self.digests(context, collection, document, fields)
-                repository.replace_index(session, context.tenant_id, collection.id, row.id, digests)
-            after = batch[-1].id
 
 
 def _matches(if_match: str, version: int) -> bool:

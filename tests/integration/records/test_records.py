@@ -246,7 +246,7 @@ def test_changing_indexed_fields_reindexes_live_records(acme, records):
     _collection(acme, records, json_schema=None, indexed=["name"])
     _create(acme, records, {"name": "Ada", "city": "Paris"})
     acme.run(
-        records.update_collection, "people", CollectionChanges(indexed=["city"]), client=CLIENT
+        records.collections.update, "people", CollectionChanges(indexed=["city"]), client=CLIENT
     )
     page = acme.run(
         records.page, "people", filters={"city": "Paris"}, after=None, limit=10, client=CLIENT
@@ -304,7 +304,7 @@ def test_another_tenants_collection_is_not_found(acme, globex, records):
     _collection(acme, records)
     for call in (
         lambda s, c: records.collections.get(s, c, "people"),
-        lambda s, c: records.update_collection(
+        lambda s, c: records.collections.update(
             s, c, "people", CollectionChanges(audit_reads=False), client=CLIENT
         ),
         lambda s, c: records.collections.delete(s, c, "people", client=CLIENT),

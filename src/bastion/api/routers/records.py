@@ -29,11 +29,9 @@ from bastion.api.schemas.records import (
     UpdateCollectionRequest,
 )
 from bastion.audit import AuditEvent
-from bastion.bootstrap import Container
 from bastion.errors import UnsupportedMediaType
 from bastion.records import (
     CollectionChanges,
-    DirectReadAudit,
     InvalidFilter,
     Record,
     UnsupportedPatchType,
@@ -81,25 +79,20 @@ Cursor = Annotated[str | None, Query(max_length=64)]
 
 
 # ----------------------------------------------------------------- read auditing
-def read_audit_for(container: Container) -> DirectReadAudit:
-    # Interim: one transaction per read event. When the group-commit batcher lands, this line
-    # becomes `return container.read_audit` (same `record(event)` contract).
-    return DirectReadAudit(uow=container.uow, audit_log=container.audit_log)
-
-
 def _read_audit(container: ContainerDep) -> Iterator[list[AuditEvent]]:
     """Collects a read's audit events and records them after the request transaction ends.
 
     Declared as a route's *first* parameter, so it is entered before the request session and
     exited after it (function-scoped dependencies unwind last-in, first-out): the session has
-    committed (and released any SQLite write lock) before the event is written, and the body
-    is sent only after ``record`` returned. Nothing is recorded for a read that failed.
+    committed (and released any SQLite write lock) before the event goes to the read-audit
+    batcher, and the body is sent only after ``record`` returned. Nothing is recorded for a
+    read that failed.
     """
     pending: list[AuditEvent] = []
     yield pending
-    audit = read_audit_for(container)
     for event in pending:
-        audit.record(event)
+        # Blocks until the group commit holding the event is durable (AuditWriteFailed: 503).
+        container.read_audit.record(event)
 
 
 ReadAuditDep = Annotated[list[AuditEvent], Depends(_read_audit, scope="function")]
@@ -248,7 +241,9 @@ def update_collection(
         indexed=body.indexed,
         audit_reads=body.audit_reads,
     )
-    collection = container.records.update_collection(session, context, name, changes, client=client)
+    collection = container.records.collections.update(
+        session, context, name, changes, client=client
+    )
     return CollectionOut.of(collection)
 
 
