@@ -15,9 +15,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bastion.identity import keys
+from bastion.identity import factors, keys
 from bastion.identity.keys import SystemKeys
-from bastion.identity.models import AuthSession, TotpCredential, User
+from bastion.identity.models import AuthSession, TotpCredential, User, WebAuthnCredential
 from bastion.kernel.clock import as_utc
 
 # Bounded: one access review asks about one page of members at a time.
@@ -45,10 +45,9 @@ class SqlUserDirectory:
         self._keys = keys
 
     def has_second_factor(self, session: Session, user_id: str) -> bool:
-        """True when the user has confirmed a second factor (TOTP today; passkeys, when they
-        land, must be counted here too). One primary-key read."""
-        credential = session.get(TotpCredential, user_id)
-        return credential is not None and credential.confirmed_at is not None
+        """True when the user has a confirmed TOTP app or a passkey (``identity.factors``
+        decides, as for login and step-up)."""
+        return factors.has_second_factor(session, user_id)
 
     def facts(self, session: Session, user_ids: Iterable[str]) -> Mapping[str, UserFacts]:
         """Facts for each existing user among ``user_ids`` (at most MAX_USERS_PER_CALL)."""
@@ -61,6 +60,10 @@ class SqlUserDirectory:
                 select(TotpCredential.user_id).where(
                     TotpCredential.user_id.in_(wanted), TotpCredential.confirmed_at.is_not(None)
                 )
+            )
+        ) | set(
+            session.scalars(
+                select(WebAuthnCredential.user_id).where(WebAuthnCredential.user_id.in_(wanted))
             )
         )
         activity = {
