@@ -170,7 +170,11 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
         ),
         security_events=SqlSecurityEvents(settings=settings.alerts, clock=clock),
         invitations=SqlInvitations(
-            access=access, keys=keyring, outbox=outbox, clock=clock, base_url=settings.base_url
+            access=access,
+            keys=keyring,
+            outbox=mail_queue,
+            clock=clock,
+            base_url=settings.base_url,
         ),
         identity=build_identity(
             settings,

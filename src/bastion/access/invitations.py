@@ -27,7 +27,7 @@ from bastion.db import bind_tenant, bind_token_digest
 from bastion.identity import ClientInfo, normalise_email
 from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
-from bastion.mail import Outbox, OutgoingMail
+from bastion.mail import MailQueue, OutgoingMail
 
 INVITATION_LIFETIME: Final = timedelta(days=7)
 EMAIL_PURPOSE: Final = "access.invitation_email"
@@ -50,7 +50,7 @@ class SqlInvitations:
         *,
         access: SqlAccess,
         keys: InvitationKeys,
-        outbox: Outbox,
+        outbox: MailQueue,
         clock: Clock,
         base_url: str,
     ) -> None:
@@ -102,7 +102,8 @@ class SqlInvitations:
             client=client,
             details={"role": role.value},
         )
-        self._outbox.send(self._mail(address.value, context, token, role), now=now)
+        # Queued in this transaction (mail.queue): delivered after the commit, never by the request.
+        self._outbox.send(session, self._mail(address.value, context, token, role), now=now)
         return Invitation(id=row.id, email=address.value, role=role, expires_at=row.expires_at)
 
     def accept(

@@ -19,13 +19,16 @@ from bastion.access.models import InvitationRow
 from bastion.audit import AuditQuery
 from bastion.mail import DirectoryOutbox
 from tests.support.identity import CLIENT, last_token
+from tests.support.mail import DeliverOnCommit
 
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
 def invitations(rig, access, tmp_path):
-    outbox = DirectoryOutbox(directory=tmp_path / "invites", sender="Bastion <b@example.com>")
+    outbox = DeliverOnCommit(
+        DirectoryOutbox(directory=tmp_path / "invites", sender="Bastion <b@example.com>")
+    )
     return SqlInvitations(
         access=access, keys=rig.keyring, outbox=outbox, clock=rig.clock, base_url="https://x"
     )
