@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy.orm import Session
+
 from bastion.access.break_glass import SqlBreakGlass
 from bastion.access.policy import PolicyGate, SecondFactorCheck, TenantPolicies
 from bastion.access.review import AccessReviews, MemberDirectory
@@ -26,10 +28,13 @@ class Governance:
     roles: SqlRoles
     break_glass: SqlBreakGlass
     reviews: AccessReviews
+    directory: UserDirectory
 
 
 class UserDirectory(SecondFactorCheck, MemberDirectory, Protocol):
     """What governance needs from identity (``identity.directory.SqlUserDirectory``)."""
+
+    def user_id_for_email(self, session: Session, email: str) -> str | None: ...
 
 
 def build_governance(
@@ -41,4 +46,5 @@ def build_governance(
         roles=SqlRoles(access=access, audit_log=audit_log, clock=clock),
         break_glass=SqlBreakGlass(audit_log=audit_log, clock=clock),
         reviews=AccessReviews(directory=directory, audit_log=audit_log, clock=clock),
+        directory=directory,
     )

@@ -127,3 +127,25 @@ def custom_role_names(session: Session, tenant_id: str) -> dict[str, str]:
         select(TenantRoleRow.id, TenantRoleRow.name).where(TenantRoleRow.tenant_id == tenant_id)
     )
     return {str(role_id): str(name) for role_id, name in rows}
+
+
+def tenants_solely_owned_by(session: Session, user_id: str) -> list[TenantRow]:
+    """The tenants where ``user_id`` is the only owner (for the last-owner rule)."""
+    owners = (
+        select(MembershipRow.tenant_id)
+        .where(MembershipRow.role == Role.OWNER.value)
+        .group_by(MembershipRow.tenant_id)
+        .having(func.count() == 1)
+        .subquery()
+    )
+    statement = (
+        select(TenantRow)
+        .join(MembershipRow, MembershipRow.tenant_id == TenantRow.id)
+        .where(
+            MembershipRow.user_id == user_id,
+            MembershipRow.role == Role.OWNER.value,
+            TenantRow.id.in_(select(owners.c.tenant_id)),
+        )
+        .order_by(TenantRow.slug)
+    )
+    return list(session.scalars(statement))

@@ -415,6 +415,11 @@ class SqlAccess:
             details={"role": previous.value, "api_keys_revoked": keys},
         )
 
+    def sole_owner_tenants(self, session: Session, user_id: str) -> list[Tenant]:
+        """The tenants ``user_id`` is the last owner of: disabling or erasing that account would
+        leave them without an owner, so the account paths refuse until ownership is handed on."""
+        return [_tenant(row) for row in repository.tenants_solely_owned_by(session, user_id)]
+
     def record_audit_export(
         self, session: Session, context: TenantContext, *, client: ClientInfo
     ) -> None:

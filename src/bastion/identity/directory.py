@@ -15,7 +15,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bastion.identity import factors, keys
+from bastion.identity import factors, keys, repository
+from bastion.identity.emails import normalise_email
+from bastion.identity.errors import InvalidEmail
 from bastion.identity.keys import SystemKeys
 from bastion.identity.models import AuthSession, TotpCredential, User, WebAuthnCredential
 from bastion.kernel.clock import as_utc
@@ -48,6 +50,15 @@ class SqlUserDirectory:
         """True when the user has a confirmed TOTP app or a passkey (``identity.factors``
         decides, as for login and step-up)."""
         return factors.has_second_factor(session, user_id)
+
+    def user_id_for_email(self, session: Session, email: str) -> str | None:
+        """The id of the account with this address, or None (also for a malformed address)."""
+        try:
+            address = normalise_email(email)
+        except InvalidEmail:
+            return None
+        user = repository.user_by_email_index(session, keys.email_index(self._keys, address))
+        return None if user is None else user.id
 
     def facts(self, session: Session, user_ids: Iterable[str]) -> Mapping[str, UserFacts]:
         """Facts for each existing user among ``user_ids`` (at most MAX_USERS_PER_CALL)."""

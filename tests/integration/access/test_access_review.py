@@ -99,6 +99,18 @@ def test_the_review_lists_members_keys_and_stale_entries_and_is_audited(stack):
     assert key_row["stale"] == "yes"
 
 
-def test_an_unknown_tenant_has_no_review(stack):
+def test_unknown_tenants_have_no_review_and_last_owners_are_named(stack):
     with pytest.raises(TenantNotFound):
         _review(stack, "no-such-tenant")
+    ann, bob = stack.user("ann"), stack.user("bob")
+    with stack.rig.uow.begin() as session:
+        stack.access.create_tenant(session, user_id=ann, name="A", slug="acme", client=CLIENT)
+    with stack.rig.uow.begin() as session:
+        directory = stack.governance.directory
+        assert directory.user_id_for_email(session, "ANN@example.com") == ann
+        assert directory.user_id_for_email(session, "not an address") is None
+        assert [t.slug for t in stack.access.sole_owner_tenants(session, ann)] == ["acme"]
+        owner = stack.access.resolve(session, user_id=ann, tenant_ref="acme")
+        stack.access.add_member(session, owner, user_id=bob, role=Role.OWNER, client=CLIENT)
+    with stack.rig.uow.begin() as session:
+        assert stack.access.sole_owner_tenants(session, ann) == []
