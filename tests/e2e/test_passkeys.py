@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from tests.support import server as server_support
 from tests.support.authenticator import SoftAuthenticator
 from tests.support.identity import CHEAP_ARGON2_ENV
 from tests.support.server import ServerProcess, run_cli
@@ -19,9 +20,15 @@ def server(tmp_path_factory):
     process.env["BASTION_IDENTITY__WEBAUTHN_RP_ID"] = "localhost"
     process.env["BASTION_IDENTITY__WEBAUTHN_ORIGIN"] = f"https://localhost:{process.port}"
     process.init()
-    process.start()
-    yield process
-    process.stop()
+    # Start-up imports take far longer than usual on a loaded shared machine.
+    default_timeout = server_support.STARTUP_TIMEOUT_SECONDS
+    server_support.STARTUP_TIMEOUT_SECONDS = 90
+    try:
+        process.start()
+        yield process
+    finally:
+        server_support.STARTUP_TIMEOUT_SECONDS = default_timeout
+        process.stop()
 
 
 def _bearer(token):
