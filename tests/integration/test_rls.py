@@ -261,6 +261,10 @@ def test_system_rows_are_written_by_anyone_and_read_only_by_an_operator(world):
         bind_user(session, OPERATOR)
         system = session.execute(sa.text("SELECT chain_id FROM audit_events")).scalars().all()
         assert system == ["system"]
+        # An operator sees which tenants exist, never what they hold.
+        assert _count(session, "SELECT count(*) FROM tenants") == 2
+        assert _count(session, "SELECT count(*) FROM memberships") == 0
+        assert _count(session, "SELECT count(*) FROM invitations") == 0
 
 
 def test_the_context_ends_with_its_transaction(world):

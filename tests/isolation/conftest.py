@@ -41,7 +41,7 @@ def _settings(tmp_path, **database) -> Settings:
 
 
 @pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+    scope="package", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )
 def world(request, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp(f"isolation-{request.param}")

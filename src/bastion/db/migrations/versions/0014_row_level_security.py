@@ -27,7 +27,10 @@ table with a ``tenant_id`` column and no policy. Extra, narrower policies (OR'ed
 - a ``token_hash`` column (invitations, API keys): the one row whose digest is bound may be read
   and updated, because a token is presented before its tenant is known;
 - ``memberships``: also a user's own rows, so "my tenants" and ``{tenant}`` resolution work
-  before a tenant is chosen; ``break_glass_grants``: also an operator's own requests.
+  before a tenant is chosen; ``break_glass_grants``: also an operator's own requests;
+  ``security_events``: every row to an operator (the service's own observations, queryable by
+  operators by design); ``tenants``: the directory (id, slug, name) to an operator, who must
+  name a tenant to request break-glass access; never its data.
 
 Every table, classified (a table added after 0013 must be added here by its migration's author):
 
@@ -68,6 +71,9 @@ MEMBER_OF_TENANT = (
     f"EXISTS (SELECT 1 FROM memberships m WHERE m.tenant_id = tenants.id AND m.user_id = {USER})"  # noqa: S608
 )
 POLICY_PREFIX = "bastion_"
+# Tenant-owned tables operators read in full: security events are the service's own
+# observations (a login failure, a lockout), queryable by operators by design (docs/alerts.md).
+OPERATOR_READABLE = frozenset({"security_events"})
 
 
 def _policy(
@@ -114,13 +120,19 @@ def upgrade() -> None:
             _policy(table, "token_holder_read", command="SELECT", using=holder)
             _policy(table, "token_holder_update", command="UPDATE", using=holder, check=holder)
     _policy("memberships", "own_memberships", command="SELECT", using=f"user_id = {USER}")
-    if "break_glass_grants" in _tenant_tables():
+    tables = _tenant_tables()
+    if "break_glass_grants" in tables:
         mine = f"operator_id = {USER}"
         _policy("break_glass_grants", "own_requests", command="SELECT", using=mine)
         _policy("break_glass_grants", "own_requests_insert", command="INSERT", check=mine)
+    for table in sorted(OPERATOR_READABLE & tables.keys()):
+        _policy(table, "operator_read", command="SELECT", using=IS_OPERATOR)
     op.execute("ALTER TABLE tenants ENABLE ROW LEVEL SECURITY")
     _policy("tenants", "tenant_isolation", using=f"id = {TENANT}", check=f"id = {TENANT}")
     _policy("tenants", "member_of", command="SELECT", using=MEMBER_OF_TENANT)
+    # Operators run the service: they see which tenants exist (to request break-glass access),
+    # never what the tenants hold.
+    _policy("tenants", "operator_directory", command="SELECT", using=IS_OPERATOR)
 
 
 def downgrade() -> None:
