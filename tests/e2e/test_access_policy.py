@@ -320,3 +320,9 @@ def test_custom_roles_and_the_access_review(server):
         "/api/v1/tenants/roles-co/audit", params={"action": "access_review.read"}, headers=owner
     ).json()["items"]
     assert [e["details"]["format"] for e in events] == ["json", "csv", "json"]
+
+    # The last owner's account cannot be disabled until someone else owns the tenant.
+    refused = run_cli("users", "disable", "roles-owner@example.com", env=server.env)
+    assert refused.returncode == 1
+    assert "last owner of: roles-co" in refused.stderr
+    assert client.get("/api/v1/tenants/roles-co", headers=owner).status_code == 200
