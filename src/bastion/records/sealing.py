@@ -8,15 +8,32 @@ to open is a RecordIntegrityError naming the collection and record, never the co
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from bastion.crypto import IntegrityCheckError
 from bastion.kernel.clock import as_utc
 from bastion.records import documents
 from bastion.records.errors import RecordIntegrityError
 from bastion.records.keys import RecordKeys, index_field, sealed_id
-from bastion.records.models import RecordRow
 from bastion.records.types import RECORD_PURPOSE, Record
+
+
+class StoredRecord(Protocol):
+    """A stored record as read: an ORM row, or a plain row of the read path's SELECT."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def collection_id(self) -> str: ...
+    @property
+    def sealed(self) -> bytes: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
 
 
 class RecordSealer:
@@ -33,7 +50,7 @@ class RecordSealer:
             plaintext=encoded,
         )
 
-    def open(self, tenant_id: str, collection: str, row: RecordRow) -> Record:
+    def open(self, tenant_id: str, collection: str, row: StoredRecord) -> Record:
         """The record ``row`` holds, opened; RecordIntegrityError (500) if its ciphertext does
         not belong to this tenant, collection and record."""
         try:

@@ -100,10 +100,9 @@ class SqlRecords:
         )
         if found is None:
             raise RecordNotFound
-        row, audit_reads = found
-        record = self._open(context, collection, row)
+        record = self._sealer.open(context.tenant_id, collection, found)
         audit = None
-        if audit_reads:
+        if found.audit_reads:
             audit = event_for(
                 context,
                 RecordsAction.RECORD_READ,
