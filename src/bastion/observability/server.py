@@ -20,7 +20,7 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bastion.errors import StartupError
-from bastion.observability.metrics import ALERTS, LOGINS, REGISTRY
+from bastion.observability.metrics import ALERTS, LOGINS, RATE_LIMITED, REGISTRY
 
 log = structlog.get_logger("bastion.metrics")
 METRICS_PATH: Final = "/metrics"
@@ -40,8 +40,10 @@ class _QuietHandler(WSGIRequestHandler):
 def prime_series() -> None:
     """Create the labelled series that have fixed label values, so they read 0 rather than
     being absent before their first event (Prometheus ``rate()`` needs the 0)."""
-    for outcome in ("ok", "failed", "locked"):
+    for outcome in ("ok", "failed", "locked", "blocked"):
         LOGINS.labels(outcome=outcome)
+    for endpoint_class in ("auth", "write", "read", "default"):
+        RATE_LIMITED.labels(endpoint_class=endpoint_class)
     for sink in ("webhook", "email", "stdout", "syslog"):
         for outcome in ("sent", "failed", "abandoned"):
             ALERTS.labels(sink=sink, outcome=outcome)
