@@ -31,6 +31,11 @@ PUBLIC_OPERATIONS = {
     "POST /api/v1/auth/email/verify",
     "POST /api/v1/auth/password/forgot",
     "POST /api/v1/auth/password/reset",
+    # Passkeys: the mfa_token, or the signed assertion itself, is the credential; options only
+    # hand out a single-use challenge.
+    "POST /api/v1/auth/mfa/passkey/options",
+    "POST /api/v1/auth/passkey/options",
+    "POST /api/v1/auth/passkey",
 }
 WRONG_CREDENTIALS = {
     "none": {},
