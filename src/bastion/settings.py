@@ -177,10 +177,12 @@ class RateLimitSettings(_Section):
     storage_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
     # Prefix of every counter key in a shared Redis (several installations, or tests, in one).
     key_prefix: str = Field(default="bastion", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    # Per client address (and per credential): generous for API clients behind one address,
+    # strict for the brute-force target.
     auth: str = "30/minute"
-    write: str = "300/minute"
-    read: str = "1200/minute"
-    default: str = "600/minute"
+    write: str = "1200/minute"
+    read: str = "6000/minute"
+    default: str = "1200/minute"
 
     @model_validator(mode="after")
     def _parseable(self) -> RateLimitSettings:
