@@ -19,6 +19,14 @@ from pathlib import Path
 import httpx
 
 STARTUP_TIMEOUT_SECONDS = 20
+# Every test client speaks from 127.0.0.1: the production limits on logins per address and on
+# accounts failing from one address would make unrelated tests refuse each other. A test about
+# those limits (tests/e2e/test_detection.py) passes its own values, which win.
+GENEROUS_DETECTION_ENV = {
+    "BASTION_RATE_LIMITS__AUTH": "100000/minute",
+    "BASTION_DETECTION__SOURCE_FAILURE_LIMIT": "100000",
+    "BASTION_DETECTION__STUFFING_ACCOUNT_LIMIT": "10000",
+}
 
 
 def free_port() -> int:
@@ -56,6 +64,7 @@ class ServerProcess:
             "BASTION_DATA_DIR": str(data_dir),
             "BASTION_PORT": str(self.port),
             "BASTION_ENV": "test",
+            **GENEROUS_DETECTION_ENV,
             **(env or {}),
         }
         self.base_url = f"https://127.0.0.1:{self.port}"
