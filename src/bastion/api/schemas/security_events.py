@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel
 
-from bastion.alerts import StoredSecurityEvent
+from bastion.alerts import Severity, StoredSecurityEvent
 
 SeverityName = Literal["info", "low", "medium", "high", "critical"]
+SEVERITY_NAMES: Final[dict[Severity, SeverityName]] = {
+    Severity.INFO: "info",
+    Severity.LOW: "low",
+    Severity.MEDIUM: "medium",
+    Severity.HIGH: "high",
+    Severity.CRITICAL: "critical",
+}
 
 
 class SecurityEventOut(BaseModel):
@@ -28,7 +35,7 @@ class SecurityEventOut(BaseModel):
         return cls(
             id=stored.id,
             type=event.type,
-            severity=event.severity.label,  # type: ignore[arg-type] # the five labels above
+            severity=SEVERITY_NAMES[event.severity],
             subject=event.subject,
             source=event.source,
             tenant_id=event.tenant_id,
