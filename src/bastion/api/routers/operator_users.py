@@ -8,12 +8,14 @@ from fastapi import APIRouter, Path
 
 from bastion.api.access import operator
 from bastion.api.deps import ClientDep, ContainerDep, SessionDep
-from bastion.api.schemas.passkeys import MAX_USER_REF_CHARS, SessionsRevoked
+from bastion.api.schemas.passkeys import SessionsRevoked
 from bastion.identity import Principal
 
 router = APIRouter(prefix="/api/v1/operator/users", tags=["operator"])
 
-UserPath = Annotated[str, Path(min_length=1, max_length=MAX_USER_REF_CHARS)]
+# An id only: request paths are logged, and an e-mail address must never reach a log line
+# (`bastion users revoke-sessions` takes an address on the console instead).
+UserPath = Annotated[str, Path(min_length=36, max_length=36, pattern=r"^[0-9a-f-]{36}$")]
 
 
 @router.post(
@@ -31,8 +33,8 @@ def revoke_user_sessions(
     session: SessionDep,
     client: ClientDep,
 ) -> SessionsRevoked:
-    """End every session, half-finished login and API key of ``user`` (an id or an e-mail
-    address) before answering: each fails on its very next request. Audited on the system
+    """End every session, half-finished login and API key of the user with id ``user`` before
+    answering: each fails on its very next request. Audited on the system
     chain with the operator as actor."""
     revoked = container.identity.revoke_user_sessions(
         session, user=user, actor_user_id=principal.user_id, client=client

@@ -18,7 +18,6 @@ from bastion.api.schemas.identity import Token
 
 # Far above a real credential (a few KiB even with an RSA key and a certificate chain).
 MAX_CREDENTIAL_JSON_CHARS = 64 * 1024
-MAX_USER_REF_CHARS = 254
 
 
 def _bounded(value: dict[str, Any]) -> dict[str, Any]:
