@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from bastion.access import repository
 from bastion.access.errors import AlreadyMember, InvitationInvalid, InvitationNotFound
 from bastion.access.models import InvitationRow
-from bastion.access.permissions import Permission, Role
+from bastion.access.permissions import Role
 from bastion.access.service import SqlAccess
 from bastion.access.types import AccessAction, Invitation, TenantContext
 from bastion.db import bind_tenant, bind_token_digest
@@ -75,8 +75,8 @@ class SqlInvitations:
         by a non-owner. The mail is sent before the transaction commits: if the commit then
         fails, the mailed token is simply unknown.
         """
-        if role is Role.OWNER:
-            self._access.authorize(session, context, Permission.OWNER_MANAGE, client=client)
+        # Owner needs OWNER_MANAGE; a custom-role inviter grants only what they hold.
+        self._access.authorize_grant(session, context, role, client=client)
         address = normalise_email(email)
         now = self._clock.now()
         token = new_token()

@@ -3,7 +3,7 @@ never a path to ownership; unknown roles and permissions are 422, refusals audit
 
 import pytest
 
-from bastion.access import LastOwner, Permission, PermissionDenied, Role
+from bastion.access import LastOwner, Permission, PermissionDenied, Role, TenantNotFound
 from bastion.access.errors import (
     InvalidRoleName,
     RoleInUse,
@@ -174,10 +174,19 @@ def test_a_role_in_use_cannot_be_deleted(stack, world):
 
 def test_a_custom_role_with_member_management_cannot_grant_more_than_it_holds(stack, world):
     owner = _ctx(stack, world["ann"], world["acme"])
-    _create(stack, owner, "helpdesk", ["access:member:read", "access:member:update"])
+    _create(
+        stack,
+        owner,
+        "helpdesk",
+        ["access:member:read", "access:member:update", "access:member:add"],
+    )
     _assign(stack, owner, world["bob"], "helpdesk")
     bob = _ctx(stack, world["bob"], world["acme"])
     for role in (Role.ADMIN, Role.MEMBER, Role.OWNER):
         with stack.edge() as session, pytest.raises(PermissionDenied):
             stack.access.change_role(session, bob, user_id=world["bob"], role=role, client=CLIENT)
+    with stack.edge() as session, pytest.raises(PermissionDenied):
+        stack.access.add_member(session, bob, user_id=world["cat"], role=Role.ADMIN, client=CLIENT)
     assert _ctx(stack, world["bob"], world["acme"]).custom_role == "helpdesk"
+    with pytest.raises(TenantNotFound):
+        _ctx(stack, world["cat"], world["acme"])
