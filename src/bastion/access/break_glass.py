@@ -14,6 +14,7 @@ for any stranger. Pending requests lapse after ``PENDING_LIFETIME``.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -35,10 +36,13 @@ from bastion.access.policy import read_policy
 from bastion.access.types import AccessAction, TenantContext
 from bastion.audit import AuditLog, Outcome
 from bastion.audit.events import JsonValue
+from bastion.db import bind_tenant
 from bastion.identity import ClientInfo
 from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id
 
+# The shape of a tenant id (``access.service.TENANT_ID_PATTERN``; not imported: it imports us).
+TENANT_ID_SHAPE: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MAX_DURATION_MINUTES: Final = 480
 MIN_REASON_CHARS: Final = 10
 MAX_REASON_CHARS: Final = 1000
@@ -109,24 +113,32 @@ def _grant(row: BreakGlassGrantRow, now: datetime) -> BreakGlassGrant:
     )
 
 
-def active_grant(
-    session: Session, *, operator_id: str, tenant: TenantRow, now: datetime
-) -> BreakGlassGrantRow | None:
-    """The operator's grant on ``tenant`` that is active at ``now``, read now; None otherwise."""
+def active_grant_for_ref(
+    session: Session, *, operator_id: str, tenant_ref: str, now: datetime
+) -> tuple[TenantRow, BreakGlassGrantRow] | None:
+    """The tenant named by id or slug and the operator's grant on it that is active at
+    ``now``, both read now; None when there is no such grant."""
     rows = session.scalars(
-        select(BreakGlassGrantRow).where(
-            BreakGlassGrantRow.tenant_id == tenant.id,
+        select(BreakGlassGrantRow)
+        .where(
             BreakGlassGrantRow.operator_id == operator_id,
             BreakGlassGrantRow.revoked_at.is_(None),
             BreakGlassGrantRow.approved_at.is_not(None),
             BreakGlassGrantRow.expires_at > now,
         )
+        .order_by(BreakGlassGrantRow.expires_at.desc())
+        .limit(MAX_LIST)
     )
     # The comparison above already excludes expired grants; status_at re-checks in Python so a
     # naive SQLite datetime can never make an expired grant look active.
     for row in rows:
-        if status_at(row, now) is GrantStatus.ACTIVE:
-            return row
+        if status_at(row, now) is not GrantStatus.ACTIVE:
+            continue
+        # Row-level security: the grant entitles this transaction to see its tenant.
+        bind_tenant(session, row.tenant_id)
+        tenant = session.get(TenantRow, row.tenant_id)
+        if tenant is not None and tenant_ref in (tenant.id, tenant.slug):
+            return tenant, row
     return None
 
 
@@ -150,10 +162,15 @@ class SqlBreakGlass:
         """A new grant for ``operator_id`` (an operator, checked by the edge) on the tenant
         named by id or slug: active at once when the tenant does not require approval, pending
         otherwise. UnknownTenant (404) or InvalidBreakGlass (422), audited."""
+        if TENANT_ID_SHAPE.fullmatch(tenant_ref):
+            # Row-level security shows an operator no tenant by default; the request names
+            # the one it is about, and only its row, settings and audit chain are touched.
+            bind_tenant(session, tenant_ref)
         tenant = repository.tenant_by_ref(session, tenant_ref)
         if tenant is None:
             self._refuse(session, None, operator_id, client, reason="unknown tenant")
             raise UnknownTenant
+        bind_tenant(session, tenant.id)
         reason = reason.strip()
         if not MIN_REASON_CHARS <= len(reason) <= MAX_REASON_CHARS or not (
             1 <= duration_minutes <= MAX_DURATION_MINUTES
@@ -260,6 +277,7 @@ class SqlBreakGlass:
         if row is None or row.operator_id != operator_id:
             self._refuse(session, None, operator_id, client, reason="unknown grant")
             raise GrantNotFound
+        bind_tenant(session, row.tenant_id)  # the grant's tenant: its row and audit chain
         return self._revoke(session, row, actor=operator_id, client=client)
 
     def _revoke(

@@ -205,6 +205,8 @@ class SqlAccess:
             raise TenantNotFound from None  # a role this code does not know: fail closed
         if membership.custom_role_id is None:
             return TenantContext(tenant=_tenant(tenant), user_id=user_id, role=role)
+        # The membership is established: row-level security may show this tenant's role rows.
+        bind_tenant(session, tenant.id)
         custom = load_role(session, tenant.id, membership.custom_role_id)
         return TenantContext(
             tenant=_tenant(tenant),
@@ -218,14 +220,15 @@ class SqlAccess:
     def _break_glass_context(
         self, session: Session, *, user_id: str, tenant_ref: str
     ) -> TenantContext:
-        tenant = repository.tenant_by_ref(session, tenant_ref)
-        if tenant is None:
-            raise TenantNotFound
-        grant = break_glass.active_grant(
-            session, operator_id=user_id, tenant=tenant, now=self._clock.now()
+        # The operator's own active grants first (row-level security lets an operator see their
+        # own requests), then the tenant of one of them: an operator never looks at a tenant
+        # they hold no active grant on.
+        found = break_glass.active_grant_for_ref(
+            session, operator_id=user_id, tenant_ref=tenant_ref, now=self._clock.now()
         )
-        if grant is None:
+        if found is None:
             raise TenantNotFound  # expired, revoked, pending or never asked: inert
+        tenant, grant = found
         return TenantContext(
             tenant=_tenant(tenant),
             user_id=user_id,
