@@ -22,10 +22,13 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from bastion.audit import GENESIS_HASH
+from bastion.bootstrap import build, initialise, preflight
 from bastion.cli.main import app as cli
 from bastion.db import bind_tenant, bind_token_digest, bind_user, make_engine, upgrade_to_head
 from bastion.db.roles import app_role_problems
 from bastion.db.schema import _config
+from bastion.errors import StartupError
+from bastion.settings import DatabaseSettings, Settings
 from tests.support.rls import AppRole, app_role
 
 pytestmark = pytest.mark.postgres
@@ -333,4 +336,24 @@ def test_the_cli_grants_a_role_that_row_level_security_binds(
         assert bad.exit_code != 0
     finally:
         AppRole(name=name, url=app_url, owner_url=url).drop()
+        postgres_databases.drop_schema(postgres_url, schema)
+
+
+def test_start_up_refuses_an_application_role_row_level_security_would_not_bind(
+    postgres_databases, postgres_url, tmp_path
+):
+    url, schema = postgres_databases.create_schema(postgres_url)
+    settings = Settings(env="test", data_dir=tmp_path / "data", database_url=url)
+    try:
+        initialise(settings)
+        # The owner (a superuser here) named as the application role.
+        unsafe = settings.model_copy(update={"database": DatabaseSettings(app_url=url)})
+        container = build(unsafe)
+        try:
+            with pytest.raises(StartupError, match=r"database\.app_url: .* is a superuser"):
+                preflight(container)
+        finally:
+            container.request_engine.dispose()
+            container.engine.dispose()
+    finally:
         postgres_databases.drop_schema(postgres_url, schema)
