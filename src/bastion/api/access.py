@@ -42,6 +42,7 @@ from bastion.api.deps import (
     get_enrolling_principal,
 )
 from bastion.db import bind_tenant
+from bastion.errors import AppError
 from bastion.identity import Principal
 
 ACCESS_RULE_ATTRIBUTE: Final = "__bastion_access__"
@@ -119,14 +120,37 @@ async def _operator_only(principal: PrincipalDep) -> Principal:
     return principal
 
 
-_declare(_operator_only, AccessRule(AccessKind.OPERATOR))
+def _operator_apart(request: Request, container: ContainerDep) -> Principal:
+    # As _signed_in_apart: the keyring's own transactions (key rotation, re-encryption) would
+    # wait on SQLite's write lock if authentication had just refreshed the session's last-seen
+    # time in the request transaction.
+    refusal: AppError | None = None
+    with container.request_uow.begin() as session:
+        try:
+            principal = ensure_enrolled(get_enrolling_principal(request, container, session))
+        except AppError as exc:
+            if not exc.audited_refusal:
+                raise
+            refusal = exc  # an API key's refusal is audited: commit that, then refuse
+    if refusal is not None:
+        raise refusal
+    if not principal.is_operator:
+        raise OperatorOnly
+    return principal
 
 
-def operator() -> Any:
+for _function in (_operator_only, _operator_apart):
+    _declare(_function, AccessRule(AccessKind.OPERATOR))
+
+
+def operator(*, own_transaction: bool = False) -> Any:
     """Declare (and enforce) an operator caller with an enrolled second factor; yields the
     Principal. Anyone else gets 403 (OperatorOnly). Operator routes run the service; they must
-    never return tenant data (break-glass grants are the one, audited, exception)."""
-    return Depends(_operator_only)
+    never return tenant data (break-glass grants are the one, audited, exception).
+
+    ``own_transaction`` authenticates outside the request transaction (see ``_operator_apart``).
+    """
+    return Depends(_operator_apart if own_transaction else _operator_only)
 
 
 def requires(permission: Permission) -> Any:

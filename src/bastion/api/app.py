@@ -19,6 +19,7 @@ from bastion.api.routers import (
     detection,
     health,
     invitations,
+    keys,
     me,
     operator_users,
     records,
@@ -64,6 +65,7 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(break_glass.tenant_router)
     app.include_router(access_review.router)
     app.include_router(operator_users.router)
+    app.include_router(keys.router)
     if container.settings.rate_limits.enabled:
         # Added before the edge, so the edge wraps it (client address, request id, headers).
         app.add_middleware(

@@ -83,6 +83,7 @@ from bastion.crypto.primitives import (
 )
 from bastion.crypto.reencrypt import ReencryptionTarget
 from bastion.crypto.repository import KeyRow, Owner, system_owner, tenant_owner
+from bastion.crypto.status import KeyringStatus, TenantKeyStatus, keyring_status, tenant_statuses
 from bastion.crypto.types import (
     ErasureReceipt,
     KekRotationReport,
@@ -577,6 +578,16 @@ class Keyring:
     def key_versions(self, tenant: str) -> list[KeyVersion]:
         """Every version of the tenant's data key, oldest first, without key material."""
         return self._admin.key_versions(tenant)
+
+    def status(self) -> KeyringStatus:
+        """Versions, counters and unfinished work at a glance; no key material (crypto.status)."""
+        with self._uow.begin() as session:
+            return keyring_status(session, master_key_id=self.provider.key_id)
+
+    def tenant_key_statuses(self, *, after: str | None, limit: int) -> list[TenantKeyStatus]:
+        """Per-tenant versions and re-encryption progress, by tenant id after ``after``."""
+        with self._uow.begin() as session:
+            return tenant_statuses(session, after=after, limit=limit)
 
     def rotate(self, tenant: str) -> KeyVersion:
         """New data-key version for new writes; older ones keep decrypting until retired."""
