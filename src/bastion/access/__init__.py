@@ -5,9 +5,12 @@ role-to-permission matrix (``permissions``). Decides whether a principal may do 
 tenant, always from the membership as stored at the time of the request. Never imports the api,
 cli or web edges, never commits, and never caches a membership or a role (revocation is
 immediate across processes). Invitations go out by e-mail (``invitations``). Tenant-bound API
-keys (``api_keys``) act as their creator, never beyond the creator's current role. Break-glass
-grants, IP allow-lists, the tenant MFA requirement, access reviews and custom roles
-arrive later in issue 6.
+keys (``api_keys``) act as their creator, never beyond the creator's current role.
+
+Tenant governance (issue 6), built together in ``governance``: tenant settings (``policy``: an IP
+allow-list checked first, then a required second factor, on every tenant request, inside
+``SqlAccess.authorize``), custom roles read on every request (``roles``), operators' break-glass
+grants, read-only and audited per request (``break_glass``), and access reviews (``review``).
 """
 
 from bastion.access.api_keys import ApiKey, IssuedApiKey, SqlApiKeys
