@@ -94,8 +94,15 @@ def _signed_in_apart(request: Request, container: ContainerDep) -> Principal:
     # creation needs this: the keyring provisions the data key in its own transaction, and on
     # SQLite that would wait on the request's write lock if authentication had just refreshed
     # the session's last-seen time in the request transaction.
+    refusal: AppError | None = None
     with container.request_uow.begin() as session:
-        return ensure_enrolled(get_enrolling_principal(request, container, session))
+        try:
+            return ensure_enrolled(get_enrolling_principal(request, container, session))
+        except AppError as exc:
+            if not exc.audited_refusal:
+                raise
+            refusal = exc  # committed, as get_session does: e.g. an API key refused here
+    raise refusal
 
 
 for _function in (_signed_in, _signed_in_enrolling, _signed_in_apart):

@@ -144,7 +144,7 @@ def test_disabling_an_account_kills_every_session_at_once(rig):
     for token in tokens:
         with pytest.raises(NotAuthenticated):
             _auth(rig, token)
-    assert rig.audit.events[-1].details == {"sessions_revoked": 3}
+    assert rig.audit.events[-1].details == {"sessions_revoked": 3, "api_keys_revoked": 0}
 
 
 def test_a_login_rehashes_when_the_argon2_parameters_change(engine, tmp_path):
