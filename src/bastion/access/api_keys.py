@@ -24,8 +24,8 @@ from __future__ import annotations
 import hmac
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import Final, NoReturn
+from datetime import datetime
+from typing import NoReturn
 
 import structlog
 from sqlalchemy.orm import Session
@@ -33,16 +33,26 @@ from sqlalchemy.orm import Session
 from bastion.access import api_key_repository as repository
 from bastion.access.api_key_errors import (
     ApiKeyCannotCreateKeys,
-    ApiKeyExpiryInvalid,
     ApiKeyNotAllowed,
     ApiKeyNotFound,
     ApiKeyOtherTenant,
-    ApiKeyPermissionInvalid,
     ApiKeyRefused,
     TooManyApiKeys,
 )
+from bastion.access.api_key_policy import (
+    KEY_CHARS,
+    KEY_PREFIX,
+    LAST_USED_INTERVAL,
+    MAX_LIVE_KEYS_PER_MEMBER,
+    MAX_PAGE_SIZE,
+    TAIL_CHARS,
+    checked_permissions,
+    may_revoke,
+    sees_all_keys,
+)
+from bastion.access.api_key_policy import expiry as expiry_of
 from bastion.access.models import ApiKeyRow
-from bastion.access.permissions import Permission, Role
+from bastion.access.permissions import Permission
 from bastion.access.repository import member
 from bastion.access.types import AccessAction, TenantContext, TenantId
 from bastion.audit import AuditEvent, AuditLog, Outcome
@@ -51,18 +61,6 @@ from bastion.db import bind_tenant, bind_token_digest, bind_user
 from bastion.identity import ClientInfo, NotAuthenticated, Principal, SessionId, UserId
 from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
-
-KEY_PREFIX: Final = "bst_"
-# bst_ + 43 characters of unpadded URL-safe base64 (32 bytes). Session tokens are 43 characters,
-# so the length alone tells a key from a session token that happens to start with "bst_".
-KEY_CHARS: Final = len(KEY_PREFIX) + 43
-TAIL_CHARS: Final = 4
-DEFAULT_LIFETIME: Final = timedelta(days=90)
-MAX_LIFETIME: Final = timedelta(days=365)
-# A durable write per request would cap throughput at the disk's fsync rate (PERF-NOTES).
-LAST_USED_INTERVAL: Final = timedelta(minutes=1)
-MAX_LIVE_KEYS_PER_MEMBER: Final = 50
-MAX_PAGE_SIZE: Final = 200
 
 log = structlog.get_logger("bastion.access")
 
@@ -124,9 +122,9 @@ class SqlApiKeys:
         """
         if context.api_key_id is not None:
             raise ApiKeyCannotCreateKeys
-        granted = _checked_permissions(context, permissions)
+        granted = checked_permissions(context, permissions)
         now = self._clock.now()
-        expiry = _expiry(now, expires_at=expires_at, expires_in_days=expires_in_days)
+        expiry = expiry_of(now, expires_at=expires_at, expires_in_days=expires_in_days)
         live = repository.live_count(session, context.tenant_id, context.user_id, now)
         if live >= MAX_LIVE_KEYS_PER_MEMBER:
             raise TooManyApiKeys(limit=MAX_LIVE_KEYS_PER_MEMBER)
@@ -163,7 +161,7 @@ class SqlApiKeys:
         """A page of the tenant's unrevoked keys by id: the caller's own, or everyone's for a
         member who may remove members (owners, admins)."""
         size = max(1, min(limit, MAX_PAGE_SIZE))
-        user_id = None if _sees_all_keys(context) else context.user_id
+        user_id = None if sees_all_keys(context) else context.user_id
         rows = repository.listed(
             session, context.tenant_id, user_id=user_id, after_id=after, limit=size
         )
@@ -179,7 +177,11 @@ class SqlApiKeys:
         that is unknown, already revoked, in another tenant, or not the caller's to revoke.
         """
         row = repository.in_tenant(session, context.tenant_id, key_id)
-        if row is None or row.revoked_at is not None or not _may_revoke(session, context, row):
+        if row is None or row.revoked_at is not None:
+            raise ApiKeyNotFound
+        creator = member(session, context.tenant_id, row.user_id)
+        role = creator.role if creator is not None else None
+        if not may_revoke(context, creator_id=row.user_id, creator_role=role):
             raise ApiKeyNotFound
         repository.revoke(session, row, now=self._clock.now(), by=context.user_id, reason="revoked")
         self._record(
@@ -359,60 +361,6 @@ class SqlApiKeys:
                 details=details or {},
             ),
         )
-
-
-def _checked_permissions(
-    context: TenantContext, requested: Collection[str]
-) -> frozenset[Permission]:
-    known = {p.value: p for p in Permission}
-    granted: set[Permission] = set()
-    for value in requested:
-        permission = known.get(value)
-        if permission is None:
-            raise ApiKeyPermissionInvalid(
-                f"Unknown permission: {value[:64]!r}.", permission=value[:64]
-            )
-        if not context.has_permission(permission):
-            raise ApiKeyPermissionInvalid(
-                f"Your role in this tenant does not grant {permission.value}, so a key of "
-                "yours cannot have it.",
-                permission=permission.value,
-            )
-        granted.add(permission)
-    if not granted:
-        raise ApiKeyPermissionInvalid("An API key needs at least one permission.")
-    return frozenset(granted)
-
-
-def _expiry(now: datetime, *, expires_at: datetime | None, expires_in_days: int | None) -> datetime:
-    if expires_at is not None and expires_in_days is not None:
-        raise ApiKeyExpiryInvalid
-    if expires_in_days is not None:
-        if not 1 <= expires_in_days <= MAX_LIFETIME.days:
-            raise ApiKeyExpiryInvalid
-        return now + timedelta(days=expires_in_days)
-    if expires_at is None:
-        return now + DEFAULT_LIFETIME
-    if expires_at.tzinfo is None:
-        raise ApiKeyExpiryInvalid("expires_at needs a time zone (e.g. a trailing Z).")
-    if not now < expires_at <= now + MAX_LIFETIME:
-        raise ApiKeyExpiryInvalid
-    return expires_at
-
-
-def _sees_all_keys(context: TenantContext) -> bool:
-    return context.has_permission(Permission.MEMBER_REMOVE)
-
-
-def _may_revoke(session: Session, context: TenantContext, row: ApiKeyRow) -> bool:
-    if row.user_id == context.user_id:
-        return True
-    if not _sees_all_keys(context):
-        return False
-    creator = member(session, context.tenant_id, row.user_id)
-    # An owner's key (or one whose creator left: then it is already revoked) needs owner rights.
-    is_owner_key = creator is None or creator.role == Role.OWNER.value
-    return not is_owner_key or context.has_permission(Permission.OWNER_MANAGE)
 
 
 def _key(row: ApiKeyRow) -> ApiKey:
