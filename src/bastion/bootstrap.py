@@ -590,8 +590,12 @@ def _probe_database(container: Container) -> None:
         _guard_database(probe_sqlite, settings)
         return
 
+    # Requests also need the application role's connection (database.app_url), when it is set.
+    engines = {id(engine): engine for engine in (container.engine, container.request_engine)}
+
     def probe_server() -> None:
-        with container.engine.connect() as connection:
-            connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        for engine in engines.values():
+            with engine.connect() as connection:
+                connection.execute(text("SELECT version_num FROM alembic_version")).all()
 
     _guard_database(probe_server, settings)

@@ -41,6 +41,8 @@ def test_the_server_serves_as_a_role_row_level_security_binds(tmp_path, owner_ur
     server = _server(tmp_path, owner_url, role.url)
     try:
         server.start()
+        # Ready means both connections answer: the owner's and the application role's.
+        assert server.client.get("/readyz").status_code == 200
         owner = _signed_in(server, "rls-owner@example.com")
         stranger = _signed_in(server, "rls-stranger@example.com")
         created = server.client.post(
