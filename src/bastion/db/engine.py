@@ -16,6 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+SQLITE_POOL_SIZE = 40
+PG_POOL_SIZE = 20
 POOL_TIMEOUT_SECONDS = 5
 PG_CONNECT_TIMEOUT_SECONDS = 5
 
@@ -69,6 +71,11 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
             creator=lambda: _sqlite_connect(path, create=create),
             # A file database: pool real connections (the URL alone would pick a memory-db pool).
             poolclass=QueuePool,
+            # As many pooled connections as the server has worker threads (anyio's default 40),
+            # so that a connection is never closed at check-in and reopened (with its pragmas)
+            # for the next request under load.
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=SQLITE_POOL_SIZE,
             pool_timeout=POOL_TIMEOUT_SECONDS,
         )
         event.listen(engine, "connect", _apply_sqlite_pragmas)
@@ -76,6 +83,10 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
     return create_engine(
         url,
         pool_pre_ping=True,
+        # Kept connections for the worker threads' usual concurrency; bursts open more, up to
+        # PostgreSQL's default of 100 connections shared with a second process.
+        pool_size=PG_POOL_SIZE,
+        max_overflow=PG_POOL_SIZE,
         pool_timeout=POOL_TIMEOUT_SECONDS,
         connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS},
     )
