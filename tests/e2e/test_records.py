@@ -162,7 +162,8 @@ def test_bad_input_gets_a_clear_4xx_and_writes_nothing(acme):
         400,
         "records.malformed_document",
     )
-    _problem(acme.call("POST", acme.records, content=b"[1, 2]", headers=json_header), 400)
+    for hostile in (b"[1, 2]", b'{"a": 1e999}', b'{"a": "\\ud800"}', b'{"a": ' + b"[" * 3000):
+        _problem(acme.call("POST", acme.records, content=hostile, headers=json_header), 400)
     _problem(
         acme.call(
             "POST",

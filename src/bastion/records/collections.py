@@ -86,7 +86,7 @@ class SqlCollections:
             id=new_id(),
             tenant_id=context.tenant_id,
             name=name,
-            json_schema=None if json_schema is None else documents.encode(json_schema).decode(),
+            json_schema=None if json_schema is None else documents.encode_schema(json_schema),
             indexed_fields=json.dumps(list(fields)),
             audit_reads=audit_reads,
             version=1,
@@ -164,7 +164,7 @@ class SqlCollections:
             changed.append("schema")
         elif changes.json_schema is not None:
             documents.compile_schema(changes.json_schema)
-            row.json_schema = documents.encode(changes.json_schema).decode()
+            row.json_schema = documents.encode_schema(changes.json_schema)
             changed.append("schema")
         if changes.indexed is not None:
             fields = documents.check_indexed(changes.indexed)

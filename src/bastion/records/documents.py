@@ -10,10 +10,13 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from bastion.records.errors import (
     InvalidCollection,
@@ -35,8 +38,25 @@ MAX_DEPTH: Final = 64
 
 def encode(document: Mapping[str, Any]) -> bytes:
     """The canonical stored form: compact UTF-8 JSON (what is sealed and what the size limit
-    measures)."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    measures). MalformedDocument (400) for text with no UTF-8 form (a lone surrogate, which
+    JSON's ``\\ud800`` escape can carry) or a non-finite number."""
+    try:
+        return json.dumps(
+            document, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedDocument("The document holds text that is not valid Unicode.") from None
+    except ValueError:
+        raise MalformedDocument("The document holds a number JSON cannot carry.") from None
+
+
+def encode_schema(schema: Mapping[str, Any]) -> str:
+    """A schema as stored: ASCII-only JSON text (PostgreSQL text refuses NUL characters, and
+    escapes keep any odd code point intact). InvalidCollection for a non-finite number."""
+    try:
+        return json.dumps(schema, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    except ValueError:
+        raise InvalidCollection("The schema holds a number JSON cannot carry.") from None
 
 
 def decode_stored(plaintext: bytes) -> JsonObject:
@@ -49,13 +69,23 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    # "1e999" is valid JSON text but no finite number: refused rather than stored as Infinity.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("a number out of range")
+    return value
+
+
 def parse_object(body: bytes, *, what: str = "The request body") -> JsonObject:
     """``body`` as a JSON object; MalformedDocument (400) for anything else: invalid UTF-8 or
     JSON, NaN/Infinity, nesting over MAX_DEPTH, or a non-object at the top."""
     if _too_deep(body):
         raise MalformedDocument(f"{what} nests deeper than {MAX_DEPTH} levels.")
     try:
-        document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        document = json.loads(
+            body.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+        )
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedDocument(f"{what} is not valid JSON.") from None
     if not isinstance(document, dict):
@@ -106,7 +136,7 @@ def pointer(path: Iterable[str | int]) -> str:
 def compile_schema(schema: Mapping[str, Any]) -> Draft202012Validator:
     """A validator for a draft 2020-12 schema; InvalidCollection (422) pointing into the schema
     when it is not one. No remote ``$ref`` is ever fetched (jsonschema resolves none by default)."""
-    if len(encode(schema)) > MAX_SCHEMA_BYTES:
+    if len(encode_schema(schema)) > MAX_SCHEMA_BYTES:
         raise InvalidCollection(f"The schema is larger than {MAX_SCHEMA_BYTES} bytes.")
     try:
         Draft202012Validator.check_schema(schema)
@@ -115,12 +145,63 @@ def compile_schema(schema: Mapping[str, Any]) -> Draft202012Validator:
             "The schema is not a valid JSON Schema (draft 2020-12).",
             errors=[{"pointer": "/schema" + pointer(exc.path), "detail": _short(exc.message)}],
         ) from None
+    resolver = Registry().resolver_with_root(DRAFT202012.create_resource(schema))
+    bad = _first_bad_reference(schema, (), resolver)
+    if bad is not None:
+        where, why = bad
+        raise InvalidCollection(
+            'A $ref must point inside the schema itself ("#..."), at something that exists; '
+            "remote schemas are never fetched.",
+            errors=[{"pointer": "/schema" + pointer(where), "detail": why}],
+        )
     return Draft202012Validator(schema)
 
 
+REFERENCE_KEYWORDS: Final = ("$ref", "$dynamicRef")
+
+
+class _Resolver(Protocol):
+    def lookup(self, ref: str) -> object: ...
+
+
+def _first_bad_reference(
+    node: Any, path: tuple[str | int, ...], resolver: _Resolver
+) -> tuple[tuple[str | int, ...], str] | None:
+    """Where the first ``$ref`` that is remote or resolves to nothing is, and why."""
+    if isinstance(node, dict):
+        for keyword in REFERENCE_KEYWORDS:
+            target = node.get(keyword)
+            if not isinstance(target, str):
+                continue
+            if not target.startswith("#"):
+                return (*path, keyword), "a remote reference"
+            try:
+                resolver.lookup(target)
+            except Unresolvable:
+                return (*path, keyword), "resolves to nothing in this schema"
+        children: Iterable[tuple[str | int, Any]] = node.items()
+    elif isinstance(node, list):
+        children = enumerate(node)
+    else:
+        return None
+    for name, value in children:
+        found = _first_bad_reference(value, (*path, name), resolver)
+        if found is not None:
+            return found
+    return None
+
+
 def validate(validator: Draft202012Validator, document: JsonObject) -> None:
-    """SchemaViolation (422) listing each offending value as {pointer, detail}."""
-    found = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
+    """SchemaViolation (422) listing each offending value as {pointer, detail};
+    InvalidCollection (422) when the schema itself cannot be applied (a local ``$ref`` to
+    nothing)."""
+    try:
+        found = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
+    except Unresolvable:
+        raise InvalidCollection(
+            "The collection's schema cannot be applied: a $ref in it resolves to nothing. "
+            "Fix the schema (PATCH the collection)."
+        ) from None
     if not found:
         return
     raise SchemaViolation(
