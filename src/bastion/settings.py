@@ -404,7 +404,9 @@ class AlertsSettings(_Section):
     max_attempts: int = Field(default=10, ge=1, le=50)
     retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
     retry_max_seconds: float = Field(default=3600.0, gt=0, le=86_400)
-    # How often `bastion serve`'s delivery worker looks for due deliveries.
+    # `bastion serve` runs the delivery worker; off: `bastion jobs run alerts.deliver` from cron.
+    deliver_in_process: bool = True
+    # How often that worker looks for due deliveries.
     poll_seconds: float = Field(default=2.0, gt=0, le=300)
     batch_size: int = Field(default=50, ge=1, le=1000)
 

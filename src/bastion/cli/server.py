@@ -108,10 +108,9 @@ def serve(container: Container) -> None:
     if mail_worker is not None:
         mail_worker.start()
     container.read_audit.start()
-    alerts_worker = DeliveryWorker(
-        alert_delivery(container), poll_seconds=settings.alerts.poll_seconds
-    )
-    alerts_worker.start()
+    alerts_worker = _alerts_worker(container)
+    if alerts_worker is not None:
+        alerts_worker.start()
     if metrics is not None:
         metrics.start()
     try:
@@ -121,11 +120,20 @@ def serve(container: Container) -> None:
         container.read_audit.close()
         if metrics is not None:
             metrics.stop()
-        alerts_worker.stop()
+        if alerts_worker is not None:
+            alerts_worker.stop()
         if mail_worker is not None:
             mail_worker.stop()
         if scheduler is not None:
             scheduler.stop()
+
+
+def _alerts_worker(container: Container) -> DeliveryWorker | None:
+    """The thread delivering alerts, unless the operator leaves it to cron."""
+    alerts = container.settings.alerts
+    if not alerts.deliver_in_process:
+        return None
+    return DeliveryWorker(alert_delivery(container), poll_seconds=alerts.poll_seconds)
 
 
 def _metrics_server(container: Container) -> MetricsServer | None:
