@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from jsonschema import Draft202012Validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +28,9 @@ from bastion.records.events import event_for
 from bastion.records.models import CollectionRow
 from bastion.records.sealing import RecordSealer
 from bastion.records.types import Collection, CollectionChanges, RecordsAction
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator  # imported lazily: see records.documents
 
 # Re-indexing opens every live record within the request: bounded, so a PATCH stays a request.
 MAX_REINDEX_RECORDS: Final = 10_000

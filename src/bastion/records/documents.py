@@ -10,10 +10,8 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
@@ -25,6 +23,12 @@ from bastion.records.errors import (
     SchemaViolation,
 )
 from bastion.records.types import JsonObject
+
+if TYPE_CHECKING:
+    # Imported where a schema is compiled, not at start-up: where jsonschema's optional format
+    # helpers are installed (rfc3987-syntax builds a grammar on import), importing it took
+    # 1.5-7 s, paid by every `bastion` command and server start that never saw a schema.
+    from jsonschema import Draft202012Validator
 
 COLLECTION_NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 FIELD_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -136,6 +140,9 @@ def pointer(path: Iterable[str | int]) -> str:
 def compile_schema(schema: Mapping[str, Any]) -> Draft202012Validator:
     """A validator for a draft 2020-12 schema; InvalidCollection (422) pointing into the schema
     when it is not one. No remote ``$ref`` is ever fetched (jsonschema resolves none by default)."""
+    from jsonschema import Draft202012Validator  # noqa: PLC0415 - see the TYPE_CHECKING import
+    from jsonschema.exceptions import SchemaError  # noqa: PLC0415
+
     if len(encode_schema(schema)) > MAX_SCHEMA_BYTES:
         raise InvalidCollection(f"The schema is larger than {MAX_SCHEMA_BYTES} bytes.")
     try:
