@@ -65,7 +65,7 @@ from bastion.mail import (
     SmtpOutbox,
     SqlMailQueue,
 )
-from bastion.records import RecordsReencryptionTarget, SqlRecords
+from bastion.records import RecordsReencryptionTarget, SqlRecords, TamperAlarm
 from bastion.settings import Settings
 
 T = TypeVar("T")
@@ -133,6 +133,7 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     api_keys = SqlApiKeys(audit_log=audit_log, clock=clock)
     # Records are sealed under tenant data keys: rotation re-encrypts them, retirement counts them.
     keyring.register_target(RecordsReencryptionTarget(engine=engine))
+    security_events = SqlSecurityEvents(settings=settings.alerts, clock=clock)
     login_guard = SqlLoginGuard(
         settings=settings.detection,
         counters=Counters.from_settings(settings.rate_limits),
@@ -148,7 +149,8 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
         engine=engine,
         uow=uow,
         request_engine=request_engine,
-        request_uow=UnitOfWork(request_engine),
+        # The owner is not bound by RLS: binding a context for it would only cost round trips.
+        request_uow=UnitOfWork(request_engine, tenant_context=request_engine is not engine),
         clock=clock,
         key_provider=key_provider,
         first_operator=first_operator,
@@ -166,9 +168,14 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
             access=access, directory=directory, audit_log=audit_log, clock=clock
         ),
         records=SqlRecords(
-            keys=keyring, audit_log=audit_log, clock=clock, settings=settings.records
+            keys=keyring,
+            audit_log=audit_log,
+            clock=clock,
+            settings=settings.records,
+            # A record that fails to open was tampered with: alert, on the owner's connection.
+            on_tamper=TamperAlarm(uow=uow, events=security_events),
         ),
-        security_events=SqlSecurityEvents(settings=settings.alerts, clock=clock),
+        security_events=security_events,
         invitations=SqlInvitations(
             access=access,
             keys=keyring,

@@ -31,6 +31,7 @@ from bastion.records.errors import (
 from bastion.records.purge import purge_expired
 from bastion.records.reencryption import RecordsReencryptionTarget
 from bastion.records.service import PageRead, RecordRead, SqlRecords
+from bastion.records.tampering import TamperAlarm
 from bastion.records.types import (
     Collection,
     CollectionChanges,
@@ -64,6 +65,7 @@ __all__ = [
     "SchemaViolation",
     "SqlCollections",
     "SqlRecords",
+    "TamperAlarm",
     "UnsupportedPatchType",
     "VersionMismatch",
     "WriteConflict",

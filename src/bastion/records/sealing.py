@@ -7,7 +7,7 @@ to open is a RecordIntegrityError naming the collection and record, never the co
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -36,11 +36,16 @@ class StoredRecord(Protocol):
     def updated_at(self) -> datetime: ...
 
 
+# Told about every record that fails its integrity check, before the error is raised.
+TamperHandler = Callable[[str, RecordIntegrityError], None]
+
+
 class RecordSealer:
     """The records domain's use of the keyring; thread-safe (the keyring is)."""
 
-    def __init__(self, keys: RecordKeys) -> None:
+    def __init__(self, keys: RecordKeys, *, on_tamper: TamperHandler | None = None) -> None:
         self._keys = keys
+        self._on_tamper = on_tamper
 
     def seal(self, tenant_id: str, collection_id: str, record_id: str, encoded: bytes) -> bytes:
         return self._keys.seal(
@@ -61,13 +66,16 @@ class RecordSealer:
                 sealed=row.sealed,
             )
         except IntegrityCheckError:
-            raise RecordIntegrityError(
+            error = RecordIntegrityError(
                 f"Record {row.id} of collection {collection!r} failed its integrity check: its "
                 "stored ciphertext was tampered with, or moved from another record or tenant. "
                 "It is not served.",
                 collection=collection,
                 record_id=row.id,
-            ) from None
+            )
+            if self._on_tamper is not None:
+                self._on_tamper(tenant_id, error)
+            raise error from None
         return Record(
             row.id,
             collection,

@@ -36,7 +36,7 @@ from bastion.records.errors import (
 from bastion.records.events import event_for, record_target
 from bastion.records.keys import RecordKeys
 from bastion.records.models import CollectionRow, RecordRow
-from bastion.records.sealing import RecordSealer
+from bastion.records.sealing import RecordSealer, TamperHandler
 from bastion.records.types import (
     JsonObject,
     Record,
@@ -70,9 +70,16 @@ class SqlRecords:
     """The records service; thread-safe; every call is scoped to the context's tenant."""
 
     def __init__(
-        self, *, keys: RecordKeys, audit_log: AuditLog, clock: Clock, settings: RecordsSettings
+        self,
+        *,
+        keys: RecordKeys,
+        audit_log: AuditLog,
+        clock: Clock,
+        settings: RecordsSettings,
+        on_tamper: TamperHandler | None = None,
     ) -> None:
-        self._sealer = RecordSealer(keys)
+        """``on_tamper`` (e.g. a ``TamperAlarm``) hears of every record that fails to open."""
+        self._sealer = RecordSealer(keys, on_tamper=on_tamper)
         self._audit = audit_log
         self._clock = clock
         self._settings = settings

@@ -12,11 +12,22 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select, update
 
+from bastion.alerts import SqlSecurityEvents
+from bastion.alerts.models import SecurityEventRow
+from bastion.alerts.types import Severity
 from bastion.audit import AuditFilter, AuditQuery
 from bastion.db.engine import sqlite_path
-from bastion.records import RecordIntegrityError, RecordNotFound, VersionMismatch, purge_expired
+from bastion.records import (
+    RecordIntegrityError,
+    RecordNotFound,
+    SqlRecords,
+    TamperAlarm,
+    VersionMismatch,
+    purge_expired,
+)
 from bastion.records.models import RecordRow
 from bastion.records.reencryption import RecordsReencryptionTarget
+from bastion.settings import AlertsSettings
 from tests.support.identity import CLIENT
 
 MARKER = "zq-marker-7f3a9c1e-plaintext"
@@ -79,9 +90,23 @@ def test_no_plaintext_of_a_record_reaches_the_database(acme, records, engine, da
     assert MARKER.encode("utf-16-le") not in stored
 
 
+@pytest.fixture
+def alarmed_records(rig, audit_log, settings):
+    """Records whose integrity failures raise a security event, as bootstrap wires them."""
+    events = SqlSecurityEvents(settings=AlertsSettings(), clock=rig.clock)
+    return SqlRecords(
+        keys=rig.keyring,
+        audit_log=audit_log,
+        clock=rig.clock,
+        settings=settings,
+        on_tamper=TamperAlarm(uow=rig.uow, events=events),
+    )
+
+
 def test_a_ciphertext_moved_to_another_record_or_tenant_does_not_open(
-    acme, globex, records, engine
+    acme, globex, rig, alarmed_records, engine
 ):
+    records = alarmed_records
     _collection(acme, records)
     _collection(acme, records, name="other")
     _collection(globex, records)
@@ -109,6 +134,17 @@ def test_a_ciphertext_moved_to_another_record_or_tenant_does_not_open(
         assert repr(collection) in raised.value.detail
         assert raised.value.details == {"collection": collection, "record_id": record_id}
     assert _read(acme, records, source.id).data == {"secret": "a"}
+    # Each failure raised a HIGH security event for the tenant, though the request rolled back.
+    with rig.uow.begin() as session:
+        alarms = session.execute(
+            select(
+                SecurityEventRow.tenant_id, SecurityEventRow.subject, SecurityEventRow.severity
+            ).where(SecurityEventRow.type == "records.integrity_failed")
+        ).all()
+    assert sorted(alarms) == sorted(
+        (tenant.tenant_id, f"{collection}/{record_id}", Severity.HIGH)
+        for tenant, record_id, collection in cases
+    )
 
 
 def test_rotating_the_tenant_key_reencrypts_every_record(acme, records, rig, engine):
