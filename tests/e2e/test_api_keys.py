@@ -15,6 +15,7 @@ PASSWORD = "correct horse battery staple"
 MEMBER_READ = "access:member:read"
 INVITATION_READ = "access:invitation:read"
 AUDIT_READ = "audit:event:read"
+COLLECTION_READ = "records:collection:read"
 
 
 @pytest.fixture(scope="module")
@@ -112,18 +113,23 @@ def _create_key(user, slug, permissions, **extra):
 def test_create_use_revoke_and_the_next_request_is_refused(server):
     owner = User(server, "keys-owner").enrol_totp()
     tenant = _tenant(owner, "keys-co")
-    created = _create_key(owner, "keys-co", [MEMBER_READ, AUDIT_READ], expires_in_days=30)
+    created = _create_key(
+        owner, "keys-co", [MEMBER_READ, AUDIT_READ, COLLECTION_READ], expires_in_days=30
+    )
     secret = created["key"]
     assert secret.startswith("bst_")
     assert created["prefix"] == "bst_"
     assert created["tail"] == secret[-4:]
-    assert sorted(created["permissions"]) == sorted([MEMBER_READ, AUDIT_READ])
+    assert sorted(created["permissions"]) == sorted([MEMBER_READ, AUDIT_READ, COLLECTION_READ])
     assert created["created_by"] == owner.id
 
     members = server.client.get(f"/api/v1/tenants/{tenant['id']}/members", headers=_bearer(secret))
     assert members.status_code == 200, members.text
     assert [m["user_id"] for m in members.json()["items"]] == [owner.id]
 
+    # Any requires() route takes the key: the records API too.
+    collections = server.client.get("/api/v1/tenants/keys-co/collections", headers=_bearer(secret))
+    assert collections.status_code == 200, collections.text
     listed = owner.request("GET", "/api/v1/tenants/keys-co/api-keys").json()["items"]
     assert [k["id"] for k in listed] == [created["id"]]
     assert "key" not in listed[0]
