@@ -4,13 +4,19 @@ reads the event, strangers cannot; the separate /metrics listener exposes the co
 
 import json
 import re
+import sqlite3
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from bastion.alerts.webhook_verify import SIGNATURE_HEADER, WebhookVerifier
 from bastion.db import make_engine
+from bastion.identity.models import TotpCredential
+from bastion.identity.models import User as UserRow
 from tests.support.audit import tamper
 from tests.support.identity import CHEAP_ARGON2_ENV
 from tests.support.server import ServerProcess, free_port, run_cli
@@ -73,6 +79,19 @@ class User:
         login = server.client.post("/api/v1/auth/login", json=body)
         assert login.status_code == 200, login.text
         self.headers = {"Authorization": f"Bearer {login.json()['token']}"}
+
+
+def _make_operator(server, user_id):
+    now = datetime.now(UTC)
+    engine = make_engine(f"sqlite:///{server.data_dir / 'bastion.db'}")
+    with Session(engine) as session, session.begin():
+        session.execute(update(UserRow).where(UserRow.id == user_id).values(is_operator=True))
+        session.add(
+            TotpCredential(
+                user_id=user_id, secret_sealed=b"unused", created_at=now, confirmed_at=now
+            )
+        )
+    engine.dispose()
 
 
 def _wait_for(predicate):
@@ -149,6 +168,22 @@ def test_a_damaged_chain_alerts_a_verifying_receiver_and_its_owner_only(server, 
     refused = server.client.get(operator_url, headers=owner.headers)
     assert refused.status_code == 403
     assert refused.json()["code"] == "access.operator_only"
+
+    # An operator (flag and confirmed second factor set in the database: the enrolment flows
+    # have their own tests) sees every event, and the read is audited on the system chain.
+    operator = User(server, "operator-alerts@example.com")
+    _make_operator(server, operator.id)
+    everything = server.client.get(
+        operator_url, params={"tenant_id": tenant}, headers=operator.headers
+    )
+    assert everything.status_code == 200, everything.text
+    assert [item["id"] for item in everything.json()["items"]] == [event["id"]]
+    with sqlite3.connect(server.data_dir / "bastion.db") as connection:
+        audited = connection.execute(
+            "SELECT count(*) FROM audit_events WHERE chain_id = 'system' "
+            "AND action = 'security_event.operator_read'"
+        ).fetchone()[0]
+    assert audited == 1
 
     scraped = _metrics(server)
     assert _sample(scraped, "bastion_alerts_total", sink="webhook", outcome="sent") >= 1
