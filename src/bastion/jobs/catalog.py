@@ -15,6 +15,7 @@ from bastion.bootstrap import (
     mail_dispatcher,
     verify_audit_and_alert,
 )
+from bastion.detection.purge import purge_expired as purge_detection
 from bastion.jobs.leases import JobLeases
 from bastion.jobs.scheduler import Job, Scheduler
 from bastion.records import purge_expired
@@ -29,6 +30,7 @@ MAIL_DELIVERY_INTERVAL = timedelta(minutes=1)
 BACKUP_LEASE = timedelta(hours=6)
 # The same backstop for alert deliveries (claimed row by row, so never sent twice either).
 ALERT_DELIVERY_INTERVAL = timedelta(minutes=1)
+DETECTION_PURGE_INTERVAL = timedelta(hours=1)
 
 
 def job_catalog(container: Container) -> list[Job]:
@@ -57,6 +59,14 @@ def job_catalog(container: Container) -> list[Job]:
             name="mail.deliver",
             run=lambda: mail_dispatcher(container, holder=PROCESS_HOLDER).deliver_due(),
             every=MAIL_DELIVERY_INTERVAL,
+            lease=SHORT_JOB_LEASE,
+        ),
+        Job(
+            name="detection.purge",
+            run=lambda: purge_detection(
+                uow=container.uow, audit_log=container.audit_log, clock=container.clock
+            ),
+            every=DETECTION_PURGE_INTERVAL,
             lease=SHORT_JOB_LEASE,
         ),
         Job(
