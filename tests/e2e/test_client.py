@@ -11,11 +11,15 @@ import pytest
 
 from bastion.client import (
     AuthenticationFailed,
+    BadRequest,
     BastionClient,
     Conflict,
     Forbidden,
     MfaRequired,
     NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    ProblemError,
     TransportError,
     ValidationFailed,
 )
@@ -187,3 +191,93 @@ def test_an_unreachable_server_is_a_transport_error():
         pytest.raises(TransportError),
     ):
         client.me()
+
+
+def _with_second_factor(server: ServerProcess, email: str) -> tuple[BastionClient, list[str]]:
+    client, _ = _signed_up(server, email)
+    enrolment = client.begin_totp()
+    return client, client.confirm_totp(pyotp.TOTP(enrolment.secret).now())
+
+
+def test_api_keys_are_shown_once_work_for_their_tenant_and_stop_when_revoked(server):
+    owner, recovery = _with_second_factor(server, "client-keys@example.com")
+    with owner:
+        owner.create_tenant("Keys Client", "keys-client")
+        owner.create_collection("keys-client", "notes")
+        owner.step_up(recovery[0])  # keys need a recent second factor
+        with pytest.raises(ProblemError) as spent:
+            owner.step_up(recovery[0])
+        assert spent.value.status in {400, 401}
+        created = owner.create_api_key(
+            "keys-client", "ci", ["records:record:read", "records:collection:read"]
+        )
+        assert created.secret.startswith("bst_")
+        assert created.secret not in repr(created)
+        listed = owner.api_keys("keys-client")
+        assert [k.id for k in listed] == [created.api_key.id]
+        assert not hasattr(listed[0], "secret")
+
+        with _client(server, token=created.secret) as robot:
+            assert robot.records("keys-client", "notes").items == []
+            with pytest.raises(Forbidden):  # outside the key's permissions
+                robot.create_record("keys-client", "notes", {"text": "no"})
+            owner.revoke_api_key("keys-client", created.api_key.id)
+            with pytest.raises(AuthenticationFailed):
+                robot.records("keys-client", "notes")
+
+
+def test_records_round_trip_with_etags_merge_patch_filters_and_refusals(server):
+    owner, _ = _signed_up(server, "client-records@example.com")
+    with owner:
+        owner.create_tenant("Records Client", "records-client")
+        schema = {
+            "type": "object",
+            "properties": {"email": {"type": "string"}, "age": {"type": "integer"}},
+            "required": ["email"],
+        }
+        collection = owner.create_collection(
+            "records-client", "people", schema=schema, indexed=["email"]
+        )
+        assert (collection.indexed, collection.audit_reads) == (("email",), True)
+
+        ada = owner.create_record("records-client", "people", {"email": "ada@example.com"})
+        owner.create_record("records-client", "people", {"email": "bob@example.com", "age": 3})
+        read = owner.record("records-client", "people", ada.id)
+        assert (read.data, read.etag) == ({"email": "ada@example.com"}, ada.etag)
+
+        found = owner.records("records-client", "people", where={"email": "bob@example.com"})
+        assert [r.data["age"] for r in found] == [3]
+        assert len(list(owner.iter_records("records-client", "people"))) == 2
+
+        patched = owner.patch_record(
+            "records-client", "people", ada.id, {"age": 36}, if_match=ada.etag
+        )
+        assert patched.data == {"email": "ada@example.com", "age": 36}
+        assert patched.etag != ada.etag
+        with pytest.raises(PreconditionFailed):  # a writer holding the old version
+            owner.replace_record(
+                "records-client", "people", ada.id, {"email": "x@example.com"}, if_match=ada.etag
+            )
+        removed = owner.patch_record("records-client", "people", ada.id, {"age": None})
+        assert removed.data == {"email": "ada@example.com"}
+
+        with pytest.raises(ValidationFailed) as invalid:
+            owner.create_record("records-client", "people", {"email": 7})
+        assert any(e.get("pointer") == "/email" for e in invalid.value.errors), invalid.value.extra
+        with pytest.raises(PayloadTooLarge):
+            owner.create_record("records-client", "people", {"email": "x" * 2_000_000})
+        with pytest.raises(BadRequest):
+            owner.request(
+                "POST",
+                "/api/v1/tenants/records-client/collections/people/records",
+                content=b"{not json",
+                headers={"content-type": "application/json"},
+            )
+        assert len(list(owner.iter_records("records-client", "people"))) == 2
+
+        owner.delete_record("records-client", "people", ada.id)
+        with pytest.raises(NotFound):
+            owner.record("records-client", "people", ada.id)
+        stranger, _ = _signed_up(server, "client-records-stranger@example.com")
+        with stranger, pytest.raises(NotFound):
+            stranger.records("records-client", "people")

@@ -28,10 +28,14 @@ from bastion.client.errors import (
 )
 from bastion.client.types import (
     Account,
+    ApiKey,
     AuditEvent,
+    Collection,
+    CreatedApiKey,
     Invitation,
     Member,
     Page,
+    Record,
     SessionInfo,
     SessionToken,
     Tenant,
@@ -40,12 +44,15 @@ from bastion.client.types import (
 
 __all__ = [
     "Account",
+    "ApiKey",
     "AuditEvent",
     "AuthenticationFailed",
     "BadRequest",
     "BastionClient",
     "BastionError",
+    "Collection",
     "Conflict",
+    "CreatedApiKey",
     "Forbidden",
     "Invitation",
     "Member",
@@ -56,6 +63,7 @@ __all__ = [
     "PreconditionFailed",
     "ProblemError",
     "RateLimited",
+    "Record",
     "ServerError",
     "SessionInfo",
     "SessionToken",

@@ -182,3 +182,86 @@ class AuditEvent:
             details=dict(data.get("details") or {}),
             hash=data["hash"],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as listed: never its secret; ``prefix`` and ``tail`` identify it."""
+
+    id: str
+    name: str
+    prefix: str
+    tail: str
+    permissions: Sequence[str]
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: Json) -> ApiKey:
+        return cls(
+            id=data["id"],
+            name=data["name"],
+            prefix=data["prefix"],
+            tail=data["tail"],
+            permissions=tuple(data["permissions"]),
+            created_by=data["created_by"],
+            created_at=_time(data["created_at"]),
+            expires_at=_time(data["expires_at"]),
+            last_used_at=_optional_time(data.get("last_used_at")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedApiKey:
+    """A new key with its secret, which the server shows this once and never again."""
+
+    api_key: ApiKey
+    secret: str = field(repr=False)
+
+    @classmethod
+    def from_json(cls, data: Json) -> CreatedApiKey:
+        return cls(api_key=ApiKey.from_json(data), secret=data["key"])
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    name: str
+    schema: Mapping[str, Any] | None
+    indexed: Sequence[str]
+    audit_reads: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_json(cls, data: Json) -> Collection:
+        return cls(
+            name=data["name"],
+            schema=data.get("schema"),
+            indexed=tuple(data.get("indexed") or ()),
+            audit_reads=bool(data["audit_reads"]),
+            created_at=_time(data["created_at"]),
+            updated_at=_time(data["updated_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A stored JSON document; pass ``etag`` as ``if_match`` to write only over this version."""
+
+    id: str
+    data: Mapping[str, Any]
+    etag: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_json(cls, data: Json) -> Record:
+        return cls(
+            id=data["id"],
+            data=data["data"],
+            etag=data["etag"],
+            created_at=_time(data["created_at"]),
+            updated_at=_time(data["updated_at"]),
+        )
