@@ -22,6 +22,11 @@ MAX_LIFETIME: Final = timedelta(days=365)
 LAST_USED_INTERVAL: Final = timedelta(minutes=1)
 MAX_LIVE_KEYS_PER_MEMBER: Final = 50
 MAX_PAGE_SIZE: Final = 200
+# Never on a key: letting an operator into the tenant's data is a person's decision, taken in a
+# signed-in session, not something a script's long-lived credential can do.
+NOT_FOR_KEYS: Final = frozenset({Permission.BREAK_GLASS_APPROVE})
+# Every permission a key may carry, by its value: unknown or excluded ones grant nothing.
+KEY_PERMISSIONS: Final = {p.value: p for p in Permission if p not in NOT_FOR_KEYS}
 
 
 def checked_permissions(
@@ -36,6 +41,12 @@ def checked_permissions(
         if permission is None:
             raise ApiKeyPermissionInvalid(
                 f"Unknown permission: {value[:64]!r}.", permission=value[:64]
+            )
+        if permission in NOT_FOR_KEYS:
+            raise ApiKeyPermissionInvalid(
+                f"{permission.value} cannot be given to an API key: it needs a person in a "
+                "signed-in session.",
+                permission=permission.value,
             )
         if not context.has_permission(permission):
             raise ApiKeyPermissionInvalid(

@@ -41,6 +41,7 @@ from bastion.access.api_key_errors import (
 )
 from bastion.access.api_key_policy import (
     KEY_CHARS,
+    KEY_PERMISSIONS,
     KEY_PREFIX,
     LAST_USED_INTERVAL,
     MAX_LIVE_KEYS_PER_MEMBER,
@@ -251,9 +252,10 @@ class SqlApiKeys:
                 reason="other_tenant",
             )
             raise ApiKeyOtherTenant
-        known = {p.value: p for p in Permission}
-        # A stored permission this code no longer knows grants nothing (fail closed).
-        granted = frozenset(known[p] for p in principal.api_key_permissions if p in known)
+        # A stored permission this code no longer knows (or no longer lets a key hold) grants
+        # nothing: fail closed.
+        stored = principal.api_key_permissions
+        granted = frozenset(KEY_PERMISSIONS[p] for p in stored if p in KEY_PERMISSIONS)
         return replace(context, api_key_id=principal.api_key_id, api_key_permissions=granted)
 
     def refuse_route(
