@@ -18,7 +18,7 @@ from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from bastion.alerts.errors import InvalidSecurityEventQuery
-from bastion.alerts.models import SecurityEventRow
+from bastion.alerts.models import AlertDeliveryRow, SecurityEventRow
 from bastion.alerts.types import SecurityEvent, Severity, StoredSecurityEvent
 from bastion.kernel.clock import as_utc
 
@@ -154,3 +154,21 @@ def _utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         raise InvalidSecurityEventQuery("since and until need a time zone (e.g. Z)")
     return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryStatus:
+    sink: str
+    status: str  # pending, sent, failed
+    attempts: int
+    last_error: str | None
+
+
+def delivery_status(session: Session, event_id: str) -> list[DeliveryStatus]:
+    """Where one event's alert deliveries stand, by sink name."""
+    rows = session.scalars(
+        select(AlertDeliveryRow)
+        .where(AlertDeliveryRow.event_id == event_id)
+        .order_by(AlertDeliveryRow.sink)
+    )
+    return [DeliveryStatus(r.sink, r.status, r.attempts, r.last_error) for r in rows]

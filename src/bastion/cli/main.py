@@ -11,6 +11,7 @@ from bastion import __version__
 from bastion.bootstrap import build, initialise, issue_bootstrap_link
 from bastion.bootstrap import migrate as migrate_schema
 from bastion.cli.access import access_app
+from bastion.cli.alerts import alerts_app
 from bastion.cli.audit import audit_app
 from bastion.cli.backup import backup_app
 from bastion.cli.context import SettingsLoader, clear_failures, console, settings_from
@@ -34,6 +35,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(audit_app, name="audit")
 app.add_typer(access_app, name="access")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(backup_app, name="backup")
