@@ -18,12 +18,14 @@ from bastion.access.api_key_errors import (
 )
 from bastion.access.models import ApiKeyRow
 from bastion.audit import AuditFilter, AuditLog, AuditQuery
+from bastion.db import UnitOfWork, bind_user, make_engine
 from bastion.errors import AppError
 from bastion.identity import NotAuthenticated
 from bastion.kernel.clock import FrozenClock
 from bastion.kernel.ids import token_digest
 from bastion.settings import AuditSettings
 from tests.support.identity import CLIENT, last_token, make_keyring, make_rig
+from tests.support.rls import app_role
 
 PASSWORD = "correct horse battery staple"
 READ = [Permission.MEMBER_READ.value]
@@ -423,3 +425,44 @@ def test_a_key_cannot_mint_keys_and_members_have_a_cap(world, rig, monkeypatch):
     world.create(ann, acme)
     with pytest.raises(TooManyApiKeys):
         world.create(ann, acme)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_under_row_level_security_a_key_authenticates_and_dies_with_its_user(
+    world, database_url, clock
+):
+    """The request path's application role (no BYPASSRLS): the key is found by its digest before
+    any tenant is known, and a reset revokes the user's keys in every tenant."""
+    ann, bob = world.user("ann"), world.user("bob")
+    acme, globex = world.tenant(ann, "acme"), world.tenant(ann, "globex")
+    world.add(acme, ann, bob, Role.MEMBER)
+    world.add(globex, ann, bob, Role.MEMBER)
+    issued = [world.create(bob, acme), world.create(bob, globex)]
+    role = app_role(database_url)
+    app = make_engine(role.url)
+    try:
+        requests = UnitOfWork(app)
+        with requests.begin() as session:
+            assert session.execute(text("SELECT count(*) FROM api_keys")).scalar_one() == 0
+        with requests.begin() as session:
+            principal = world.keys.authenticate(session, token=issued[0].secret, client=CLIENT)
+            bind_user(session, principal.user_id)
+            context = world.access.resolve(session, user_id=bob, tenant_ref="acme")
+            narrowed = world.keys.narrow(session, context, principal, client=CLIENT)
+            assert narrowed.has_permission(Permission.MEMBER_READ)
+        with requests.begin() as session:
+            revoked = world.keys.revoke_user_credentials(
+                session,
+                user_id=bob,
+                now=clock.now(),
+                reason="password_reset",
+                actor_user_id=bob,
+                client=CLIENT,
+            )
+        assert revoked == 2
+    finally:
+        app.dispose()
+        role.drop()
+    for key, tenant in zip(issued, (acme, globex), strict=True):
+        with pytest.raises(ApiKeyRefused):
+            world.use(key.secret, tenant.id)
