@@ -14,6 +14,7 @@ from bastion.identity.errors import (
     TokenInvalid,
     UserNotFound,
 )
+from bastion.identity.events import EventOutcome
 from bastion.identity.types import (
     ClientInfo,
     IdentityAction,
@@ -65,11 +66,21 @@ class PasswordFlows(IdentityBase):
         """Queue a reset link if the address has an active account; silent otherwise.
 
         The caller answers the same whatever happens here (no enumeration). The mail is only
-        queued (mail.queue): SMTP is never touched in the request, so a known address costs no
-        more time than an unknown one and a mail outage cannot fail or slow the request.
+        queued (mail.queue): SMTP is never touched in the request, so a mail outage cannot fail
+        or slow it. An unknown or disabled address is audited as a refused request: besides
+        recording it, that makes both answers commit a write (on SQLite the commit's fsync is
+        most of the request's time), so their timing stays close.
         """
         user = self._find_for_login(session, email)
         if user is None or user.disabled_at is not None:
+            self._record(
+                session,
+                IdentityAction.PASSWORD_RESET_REQUESTED,
+                client,
+                target=user.id if user is not None else None,
+                outcome=EventOutcome.FAILURE,
+                details={"reason": "unknown_account" if user is None else "disabled"},
+            )
             return
         now = self._clock.now()
         token = new_token()

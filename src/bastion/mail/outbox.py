@@ -90,6 +90,13 @@ def parse_sender(sender: str) -> Address:
     return _address(address, name or None, "sender")
 
 
+def check_headers(mail: OutgoingMail) -> None:
+    """UnsafeMailHeader if ``mail``'s recipient, name or subject could not be sent safely: the
+    checks ``build_message`` makes, without building the message (cheap enough for a request)."""
+    _address(mail.to_address, mail.to_name, "to")
+    _safe(mail.subject, "subject", MAX_SUBJECT_CHARS)
+
+
 def build_message(mail: OutgoingMail, *, sender: str, now: datetime) -> EmailMessage:
     """An RFC 5322 message; refuses control characters in every header value it sets."""
     message = EmailMessage(policy=SMTP_POLICY)

@@ -226,3 +226,18 @@ def test_a_forgotten_password_request_with_smtp_down_succeeds_and_the_link_arriv
     assert reset["To"] == "alice@example.com"
     assert TOKEN_LINE.search(reset.get_content())
     assert _rows(rig) == []
+
+
+def test_a_forgotten_password_for_an_unknown_address_queues_nothing_and_is_audited(rig):
+    identity_rig, _ = rig
+    with identity_rig.uow.begin() as session:
+        identity_rig.identity.request_password_reset(
+            session, email="ghost@example.com", client=CLIENT
+        )
+    assert _rows(rig) == []
+    event = identity_rig.audit.events[-1]
+    assert (event.action, event.outcome, event.details) == (
+        "identity.password_reset_requested",
+        "failure",
+        {"reason": "unknown_account"},
+    )
