@@ -43,9 +43,9 @@ def create_app(container: Container) -> FastAPI:
         # document is served, and any viewer can load it.
         docs_url=None,
         redoc_url=None,
-        # FastAPI's native OpenTelemetry hooks ask the global providers (which read os.environ)
-        # on every request: 12 % of a record read's CPU under load. Bastion exports Prometheus
-        # metrics of its own (bastion.observability) and configures no OpenTelemetry.
+        # FastAPI's native OpenTelemetry hooks ask the global providers, which look in the
+        # process environment, on every request: 12 % of a record read's CPU under load.
+        # Bastion exports Prometheus metrics of its own and configures no OpenTelemetry.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.container = container
