@@ -149,7 +149,8 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
         engine=engine,
         uow=uow,
         request_engine=request_engine,
-        request_uow=UnitOfWork(request_engine),
+        # The owner is not bound by RLS: binding a context for it would only cost round trips.
+        request_uow=UnitOfWork(request_engine, tenant_context=request_engine is not engine),
         clock=clock,
         key_provider=key_provider,
         first_operator=first_operator,

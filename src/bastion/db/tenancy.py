@@ -25,10 +25,16 @@ TENANT_SETTING: Final = "bastion.tenant_id"
 USER_SETTING: Final = "bastion.user_id"
 TOKEN_SETTING: Final = "bastion.token_hash"  # noqa: S105 - a setting name, not a secret
 
+# Session.info key: False when the session's role is not bound by row-level security (the owner,
+# PostgreSQL without database.app_url), so binding would be a wasted round trip per request.
+TENANT_CONTEXT_INFO: Final = "bastion.tenant_context"
+
 _SET_LOCAL: Final = text("SELECT set_config(:name, :value, true)")
 
 
 def _bind(session: Session, name: str, value: str) -> None:
+    if session.info.get(TENANT_CONTEXT_INFO) is False:
+        return
     if session.get_bind().dialect.name != "postgresql":
         return
     session.execute(_SET_LOCAL, {"name": name, "value": value})
