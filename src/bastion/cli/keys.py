@@ -16,7 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bastion.bootstrap import Container, build
 from bastion.cli.context import clear_failures, console, fail, settings_from
-from bastion.crypto import LocalKeyProvider, ReencryptionReport, replace_key_file
+from bastion.crypto import KeyProvider, LocalKeyProvider, ReencryptionReport, replace_key_file
+from bastion.crypto.kms.pkcs11 import Pkcs11KeyProvider
 
 keys_app = typer.Typer(
     help="Manage the master key and the data keys (rotation, re-encryption, shredding).",
@@ -57,24 +58,39 @@ def _container(ctx: typer.Context) -> Iterator[Container]:
 def rotate_kek(
     ctx: typer.Context,
     new_key_file: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--new-key-file",
             help="The new master key (base64 of 32 bytes, mode 0600), e.g. from "
             "`head -c 32 /dev/urandom | base64`.",
         ),
-    ],
+    ] = None,
+    new_key_label: Annotated[
+        str | None,
+        typer.Option(
+            "--new-key-label",
+            help="The label of a new AES-256 key in the configured PKCS#11 token "
+            "(BASTION_CRYPTO__PKCS11__*): the master key moves into, or on within, the HSM.",
+        ),
+    ] = None,
 ) -> None:
-    """Rewrap every stored key under a new master key, then install it.
+    """Rewrap every stored key under a new master key, then install it (a file) or say which
+    setting to change (a token label).
 
     Resumable: after an interruption run the same command again. Stop every `bastion serve` that
     uses this database first: a running server keeps the old key in memory.
     """
+    if (new_key_file is None) == (new_key_label is None):
+        fail("give exactly one of --new-key-file (a key file) or --new-key-label (a PKCS#11 key)")
     with _container(ctx) as container:
         settings = container.settings
-        if settings.crypto.provider != "local":
-            fail("rotate-kek --new-key-file applies to the local provider only")
-        new = LocalKeyProvider(key_file=new_key_file)
+        new: KeyProvider
+        if new_key_label is not None:
+            new = _token_provider(container, new_key_label)
+        else:
+            if settings.crypto.provider != "local" or new_key_file is None:
+                fail("rotate-kek --new-key-file applies to the local provider only")
+            new = LocalKeyProvider(key_file=new_key_file)
         new.check()
         with _progress() as progress:
             task = progress.add_task("rewrapping keys", total=None)
@@ -87,6 +103,16 @@ def rotate_kek(
             f"rewrapped {report.rewrapped} keys: master key {report.old_key_id} -> "
             f"{report.new_key_id}"
         )
+        if new_key_label is not None:
+            _say(
+                "now set BASTION_CRYPTO__PROVIDER=pkcs11 and "
+                f"BASTION_CRYPTO__PKCS11__KEY_LABEL={new_key_label}, then restart Bastion; keep "
+                "the old key in the token as long as backups made before this rotation must "
+                "stay restorable"
+            )
+            return
+        if new_key_file is None:  # pragma: no cover - one of the two was checked above
+            return
         if settings.crypto.key_base64 is not None:
             _say(
                 "now set BASTION_CRYPTO__KEY_BASE64 to the contents of "
@@ -100,6 +126,21 @@ def rotate_kek(
             "keep a copy of the old master key only as long as backups made before this "
             "rotation must stay restorable"
         )
+
+
+def _token_provider(container: Container, key_label: str) -> Pkcs11KeyProvider:
+    """The configured token (module, token label, PIN) with the key under ``key_label``."""
+    pkcs11 = container.settings.crypto.pkcs11
+    if pkcs11.user_pin is None:
+        fail("--new-key-label needs the token's PIN in BASTION_CRYPTO__PKCS11__USER_PIN")
+    if container.settings.crypto.provider == "pkcs11" and key_label == pkcs11.key_label:
+        fail(f"{key_label!r} is the key already configured; create a new key under a new label")
+    return Pkcs11KeyProvider(
+        module_path=pkcs11.module_path,
+        token_label=pkcs11.token_label,
+        key_label=key_label,
+        user_pin=pkcs11.user_pin,
+    )
 
 
 @keys_app.command("rotate")
