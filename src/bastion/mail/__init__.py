@@ -25,6 +25,7 @@ from bastion.mail.outbox import (
     SmtpOutbox,
     UnsafeMailHeader,
     build_message,
+    check_headers,
 )
 from bastion.mail.queue import MailQueue, MailSealer, PreparedMail, SqlMailQueue
 
@@ -46,4 +47,5 @@ __all__ = [
     "SqlMailQueue",
     "UnsafeMailHeader",
     "build_message",
+    "check_headers",
 ]

@@ -9,7 +9,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
+from bastion.bootstrap import build, initialise
 from bastion.db import UnitOfWork, make_engine, upgrade_to_head
+from bastion.jobs import job_catalog
 from bastion.mail import (
     MailDeliveryFailed,
     MailDispatcher,
@@ -19,7 +21,7 @@ from bastion.mail import (
     SqlMailQueue,
 )
 from bastion.mail.models import QueuedMail
-from tests.support.identity import CLIENT, TOKEN_LINE, make_keyring, make_rig
+from tests.support.identity import CLIENT, TOKEN_LINE, make_keyring, make_rig, read_mails
 from tests.support.server import free_port
 
 SENDER = "Bastion <bastion@example.com>"
@@ -241,3 +243,22 @@ def test_a_forgotten_password_for_an_unknown_address_queues_nothing_and_is_audit
         "failure",
         {"reason": "unknown_account"},
     )
+
+
+def test_the_mail_deliver_job_sends_what_requests_queued(make_settings):
+    # The cron path (`bastion jobs run mail.deliver`), with the real container and transport.
+    settings = make_settings(identity={"argon2_memory_kib": 64, "argon2_time_cost": 1})
+    initialise(settings)
+    container = build(settings)
+    try:
+        with container.uow.begin() as session:
+            container.identity.signup(
+                session, email="carol@example.com", password=PASSWORD, name=None, client=CLIENT
+            )
+        assert read_mails(settings.mail_dir) == []  # queued, not sent by the request
+        [job] = [j for j in job_catalog(container) if j.name == "mail.deliver"]
+        job.run()
+        [mail] = read_mails(settings.mail_dir)
+        assert "Confirm" in mail["Subject"]
+    finally:
+        container.engine.dispose()

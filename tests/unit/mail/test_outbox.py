@@ -1,10 +1,17 @@
 import email
 import email.policy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bastion.mail import DirectoryOutbox, OutgoingMail, UnsafeMailHeader, build_message
+from bastion.mail import (
+    DirectoryOutbox,
+    OutgoingMail,
+    RetryPolicy,
+    UnsafeMailHeader,
+    build_message,
+    check_headers,
+)
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 SENDER = "Bastion <bastion@example.com>"
@@ -23,6 +30,17 @@ def test_header_injection_is_refused(mail, field):
     with pytest.raises(UnsafeMailHeader) as caught:
         build_message(mail, sender=SENDER, now=NOW)
     assert caught.value.details == {"field": field}
+    # The outbox's cheap check (run in the request) refuses exactly the same.
+    with pytest.raises(UnsafeMailHeader) as checked:
+        check_headers(mail)
+    assert checked.value.details == {"field": field}
+
+
+def test_retries_back_off_exponentially_up_to_the_cap():
+    retry = RetryPolicy(max_attempts=12, base=timedelta(seconds=30), cap=timedelta(hours=1))
+    delays = [retry.delay_after(n).total_seconds() for n in range(1, 11)]
+    assert delays == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]
+    assert retry.delay_after(10_000) == timedelta(hours=1)
 
 
 def test_a_display_name_with_separators_cannot_add_a_recipient():
