@@ -101,7 +101,8 @@ def test_the_public_surface_is_deliberate():
     assert sorted(bastion.audit.__all__) == sorted([
         "GENESIS_HASH", "SYSTEM_CHAIN", "AuditAction", "AuditDetailsTooLarge", "AuditError",
         "AuditEvent", "AuditFilter", "AuditLog", "AuditPage", "AuditQuery", "AuditRecord",
-        "AuditVerifier", "AuditWriteFailed", "ChainReport", "CheckpointSigner", "Checkpointer",
+        "AuditVerifier", "AuditWriteFailed", "BatcherStats", "ChainReport", "CheckpointSigner",
+        "Checkpointer", "ReadAuditBatcher",
         "Damage", "DamageKind", "EntryRef", "InvalidAuditCursor", "InvalidAuditEvent",
         "InvalidAuditExport", "Keys", "Outcome", "Pseudonymizer", "PublishReport",
         "SecretInAuditDetails", "SignatureVerifier", "VerifyReport", "export_lines",
