@@ -25,6 +25,9 @@ from tests.support import server as server_support
 from tests.support.identity import CHEAP_ARGON2_ENV
 from tests.support.server import ServerProcess, free_port
 
+# Two servers start (on a loaded machine, well over a minute) before the first test runs.
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(600)]
+
 N = 10
 LOCKOUT_SECONDS = 3
 PASSWORD = "correct horse battery staple 42"
@@ -249,3 +252,19 @@ def test_a_new_device_mail_arrives_over_smtp_and_its_link_revokes_everything(ser
     )
     assert answer.status_code == 204, answer.text
     assert _login(second, address, NEW_PASSWORD, user_agent=FIREFOX).status_code == 200
+
+
+def test_bad_link_requests_get_a_clear_4xx_and_change_nothing(servers):
+    first, _, _ = servers
+    for path in ("/api/v1/auth/unlock", "/api/v1/auth/report-login"):
+        for body in ({"token": "short"}, {"token": "x" * 5000}, {"token": "y" * 43, "more": 1}, {}):
+            answer = first.client.post(path, json=body)
+            assert answer.status_code == 422
+            assert answer.headers["content-type"] == "application/problem+json"
+        unknown = first.client.post(path, json={"token": "z" * 43})
+        assert unknown.status_code == 400
+        assert unknown.json()["code"] == "detection.link_invalid"
+        cross_site = first.client.post(
+            path, json={"token": "z" * 43}, headers={"sec-fetch-site": "cross-site"}
+        )
+        assert cross_site.status_code == 403
