@@ -21,11 +21,15 @@ import httpx
 # Generous: a start takes ~2 s on a quiet machine, but 20-30 s when the two CPUs are shared
 # with several test runs; the wait ends as soon as /healthz answers.
 STARTUP_TIMEOUT_SECONDS = 90
-# Every test client speaks from 127.0.0.1: the production limits on logins per address and on
-# accounts failing from one address would make unrelated tests refuse each other. A test about
-# those limits (tests/e2e/test_detection.py) passes its own values, which win.
+# Every test client speaks from 127.0.0.1: the production limits on requests and logins per
+# address and on accounts failing from one address would make unrelated tests (and the HTTP
+# benchmarks, which use these servers) refuse each other. The layers stay in the request path.
+# A test about those limits (tests/e2e/test_detection.py) passes its own values, which win.
 GENEROUS_DETECTION_ENV = {
     "BASTION_RATE_LIMITS__AUTH": "100000/minute",
+    "BASTION_RATE_LIMITS__WRITE": "10000000/minute",
+    "BASTION_RATE_LIMITS__READ": "10000000/minute",
+    "BASTION_RATE_LIMITS__DEFAULT": "10000000/minute",
     "BASTION_DETECTION__SOURCE_FAILURE_LIMIT": "100000",
     "BASTION_DETECTION__STUFFING_ACCOUNT_LIMIT": "10000",
 }
