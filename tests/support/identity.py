@@ -64,6 +64,7 @@ def make_rig(
     mail_queue=None,
     clock: FrozenClock | None = None,
     credential_revokers=(),
+    guard=None,
     **overrides,
 ) -> Rig:
     settings = IdentitySettings(**{**CHEAP_ARGON2, **overrides})
@@ -90,6 +91,7 @@ def make_rig(
         bootstrap=bootstrap,
         base_url="https://bastion.example.com",
         credential_revokers=credential_revokers,
+        guard=guard,
     )
     return Rig(identity, UnitOfWork(engine), clock, audit, mail_dir, bootstrap, keyring)
 

@@ -18,7 +18,7 @@ from bastion.identity.errors import (
     UserNotFound,
 )
 from bastion.identity.events import EventOutcome
-from bastion.identity.guard import SignedIn
+from bastion.identity.guard import Admission, SignedIn
 from bastion.identity.mfa_flows import SecondFactorFlows
 from bastion.identity.models import User
 from bastion.identity.types import (
@@ -212,8 +212,14 @@ class PasskeyFlows(SecondFactorFlows):
         user = repository.user_by_id(session, asserted.user_id)
         if user is None or user.disabled_at is not None:
             self._refuse_login(session, client, actor=asserted.user_id, reason="disabled")
+        # The same login guard as a password login (ASVS V6.3.4: no path with weaker controls):
+        # an account locked by detection, e.g. after "this wasn't me", stays locked here too.
+        attempt = self._login_attempt(self._email_of(user), user, client)
+        if self._guard.admit(session, attempt) is Admission.LOCKED:
+            self._refuse_login(session, client, actor=user.id, reason="locked")
         if asserted.counter_regressed:
             self._refuse_clone(session, client, asserted)
+        self._guard.succeeded(session, attempt)
         return self._passkey_session(session, user, client, mfa_detail="passkey_login")
 
     # -- helpers ---------------------------------------------------------------------------

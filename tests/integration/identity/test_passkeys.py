@@ -17,9 +17,10 @@ from bastion.identity.errors import (
     StepUpRequired,
     UserNotFound,
 )
+from bastion.identity.guard import Admission, OpenDoor
 from bastion.identity.models import WebAuthnChallenge, WebAuthnCredential
 from tests.support.authenticator import SoftAuthenticator
-from tests.support.identity import CLIENT
+from tests.support.identity import CLIENT, make_rig
 
 PASSWORD = "correct horse battery staple"
 EMAIL = "passkey@example.com"
@@ -287,6 +288,26 @@ def test_passwordless_login_with_a_discoverable_passkey_needs_user_verification(
             credential=authenticator.get(options, user_verified=False),
             client=CLIENT,
         )
+
+
+class LockedGuard(OpenDoor):
+    """Detection's answer for a locked account (e.g. after "this wasn't me")."""
+
+    def admit(self, session, attempt):  # noqa: ARG002 - the LoginGuard signature
+        return Admission.LOCKED
+
+
+def test_an_account_locked_by_detection_cannot_log_in_with_a_passkey_either(engine, tmp_path):
+    rig = make_rig(engine, tmp_path / "mail")
+    principal = _signup_and_login(rig)
+    authenticator, _ = _register(rig, principal)
+    locked = make_rig(engine, tmp_path / "mail", keyring=rig.keyring, guard=LockedGuard())
+    options = _call(locked, "begin_passkey_login")
+    with pytest.raises(InvalidCredentials):
+        _committing(
+            locked, "login_with_passkey", credential=authenticator.get(options), client=CLIENT
+        )
+    assert locked.audit.events[-1].details == {"reason": "locked"}
 
 
 def test_a_passkey_counts_as_the_second_factor_an_operator_must_enrol(rig):
