@@ -15,7 +15,8 @@ AccessError
 ├── SelfApproval       * Forbidden     403  an operator approving their own break-glass request
 ├── InvalidPolicy      * Unprocessable 422  a bad CIDR, too many entries
 ├── PolicyLockout      * Conflict      409  the change would lock the caller out
-├── RoleNotFound         NotFound      404  no such custom role in this tenant
+├── RoleNotFound       * NotFound      404  no such custom role in this tenant
+├── UnknownMember      * NotFound      404  MemberNotFound, audited (role assignment)
 ├── UnknownRole        * Unprocessable 422  assigning a role that does not exist
 ├── UnknownPermission  * Unprocessable 422  a permission outside ``Permission``
 ├── RoleNotGrantable   * Unprocessable 422  a permission a custom role may never hold, or a
@@ -131,9 +132,13 @@ class PolicyLockout(_AuditedRefusal, Conflict):
     public_message = "This change would lock you out of the tenant."
 
 
-class RoleNotFound(AccessError, NotFound):
+class RoleNotFound(_AuditedRefusal, NotFound):
     code = "access.role_not_found"
     public_message = "No such role in this tenant."
+
+
+class UnknownMember(_AuditedRefusal, MemberNotFound):
+    """MemberNotFound (same code and answer), for the governance paths that audit it."""
 
 
 class UnknownRole(_AuditedRefusal, Unprocessable):

@@ -24,11 +24,11 @@ from sqlalchemy.orm import Session
 from bastion.access import recording, repository
 from bastion.access.errors import (
     InvalidRoleName,
-    MemberNotFound,
     RoleInUse,
     RoleNameTaken,
     RoleNotFound,
     RoleNotGrantable,
+    UnknownMember,
     UnknownPermission,
     UnknownRole,
 )
@@ -107,8 +107,11 @@ class SqlRoles:
         )
         return [_role(row) for row in rows]
 
-    def get(self, session: Session, context: TenantContext, ref: str) -> CustomRole:
-        return _role(self._row(session, context, ref))
+    def get(
+        self, session: Session, context: TenantContext, ref: str, *, client: ClientInfo
+    ) -> CustomRole:
+        """One role of this tenant by id or name; RoleNotFound (404, audited) otherwise."""
+        return _role(self._row(session, context, ref, client=client))
 
     def create(
         self,
@@ -167,7 +170,7 @@ class SqlRoles:
     ) -> CustomRole:
         """Change a role's name, description or permissions; members holding it get the new
         permissions on their next request. Refusals as for ``create``."""
-        row = self._row(session, context, ref)
+        row = self._row(session, context, ref, client=client)
         before = _role(row)
         if name is not None and name != row.name:
             self._check_name(session, context, name, client=client)
@@ -202,7 +205,7 @@ class SqlRoles:
         self, session: Session, context: TenantContext, ref: str, *, client: ClientInfo
     ) -> None:
         """Delete a role nobody holds; RoleInUse (409, audited) otherwise."""
-        row = self._row(session, context, ref)
+        row = self._row(session, context, ref, client=client)
         holders = session.execute(
             select(func.count()).where(
                 MembershipRow.tenant_id == context.tenant_id,
@@ -248,7 +251,9 @@ class SqlRoles:
         repository.lock_tenant(session, context.tenant_id)
         membership = repository.member(session, context.tenant_id, user_id)
         if membership is None:
-            raise MemberNotFound
+            # Another tenant's member, or nobody: the same 404, on the record.
+            self._refuse(session, context, client, reason="unknown member", target=user_id[:36])
+            raise UnknownMember
         if membership.role == Role.OWNER.value:
             self._refuse(
                 session, context, client, reason="owners hold no custom role", target=user_id
@@ -276,17 +281,20 @@ class SqlRoles:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _row(self, session: Session, context: TenantContext, ref: str) -> TenantRoleRow:
+    def _row(
+        self, session: Session, context: TenantContext, ref: str, *, client: ClientInfo
+    ) -> TenantRoleRow:
         # By id or by name, always within the caller's tenant: another tenant's role is 404.
-        if not ref or len(ref) > 40:
-            raise RoleNotFound
-        row = session.scalars(
-            select(TenantRoleRow).where(
-                TenantRoleRow.tenant_id == context.tenant_id,
-                (TenantRoleRow.id == ref) | (TenantRoleRow.name == ref),
-            )
-        ).first()
+        row = None
+        if ref and len(ref) <= 40:
+            row = session.scalars(
+                select(TenantRoleRow).where(
+                    TenantRoleRow.tenant_id == context.tenant_id,
+                    (TenantRoleRow.id == ref) | (TenantRoleRow.name == ref),
+                )
+            ).first()
         if row is None:
+            self._refuse(session, context, client, reason="unknown role", target=ref[:40])
             raise RoleNotFound
         return row
 

@@ -3,7 +3,14 @@ never a path to ownership; unknown roles and permissions are 422, refusals audit
 
 import pytest
 
-from bastion.access import LastOwner, Permission, PermissionDenied, Role, TenantNotFound
+from bastion.access import (
+    LastOwner,
+    MemberNotFound,
+    Permission,
+    PermissionDenied,
+    Role,
+    TenantNotFound,
+)
 from bastion.access.errors import (
     InvalidRoleName,
     RoleInUse,
@@ -148,15 +155,20 @@ def test_assigning_unknown_roles_other_tenants_roles_or_custom_roles_to_owners_i
         with pytest.raises(UnknownRole):
             _assign(stack, owner, world["bob"], name)
     for ref in ("foreign", foreign.id):
-        with stack.rig.uow.begin() as session, pytest.raises(RoleNotFound):
-            stack.governance.roles.get(session, owner, ref)
+        with stack.edge() as session, pytest.raises(RoleNotFound):
+            stack.governance.roles.get(session, owner, ref, client=CLIENT)
+    with stack.edge() as session, pytest.raises(MemberNotFound):
+        # Another tenant's member: the same 404 as nobody.
+        stack.governance.roles.assign(
+            session, owner, user_id=world["cat"], role="analyst", client=CLIENT
+        )
     with pytest.raises(RoleNotGrantable):
         _assign(stack, owner, world["ann"], "analyst")  # owners hold no custom role
     with pytest.raises(LastOwner):
         _assign(stack, owner, world["ann"], "viewer")
     assert _ctx(stack, world["bob"], world["acme"]).custom_role is None
     assert _ctx(stack, world["ann"], world["acme"]).role is Role.OWNER
-    assert len(stack.actions(world["acme"], "access.role_refused")) == 4
+    assert len(stack.actions(world["acme"], "access.role_refused")) == 7
 
 
 def test_a_role_in_use_cannot_be_deleted(stack, world):

@@ -70,10 +70,10 @@ def create_role(
 
 @router.get("/roles/{role}", responses=PROBLEMS)
 def get_role(
-    role: RolePath, context: Manage, container: ContainerDep, session: SessionDep
+    role: RolePath, context: Manage, container: ContainerDep, session: SessionDep, client: ClientDep
 ) -> RoleOut:
-    """One custom role, by id or name."""
-    return _out(container.governance.roles.get(session, context, role))
+    """One custom role, by id or name (another tenant's role is a 404, audited)."""
+    return _out(container.governance.roles.get(session, context, role, client=client))
 
 
 @router.patch("/roles/{role}", responses=WRITE_PROBLEMS)
