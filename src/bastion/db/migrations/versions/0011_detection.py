@@ -69,9 +69,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_detection_links")),
         _user_fk("detection_links"),
         sa.UniqueConstraint("token_hash", name=op.f("uq_detection_links_token_hash")),
-        sa.CheckConstraint(
-            _in("purpose", LINK_PURPOSES), name=op.f("ck_detection_links_purpose")
-        ),
+        sa.CheckConstraint(_in("purpose", LINK_PURPOSES), name=op.f("ck_detection_links_purpose")),
     )
     op.create_index(op.f("ix_detection_links_user_id"), "detection_links", ["user_id"])
 
