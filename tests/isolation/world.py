@@ -100,7 +100,22 @@ def build_tenant(client: InProcessClient, label: str, paths: set[str]) -> Tenant
     tenant.markers = [name, invitee, *(member.email for member in members.values())]
     if "/api/v1/tenants/{tenant}/collections/{name}/records" in paths:
         _add_records(client, tenant, label, suffix)
+    if "/api/v1/tenants/{tenant}/roles/{role}" in paths:
+        _add_custom_role(client, tenant, label, suffix)
     return tenant
+
+
+def _add_custom_role(client: InProcessClient, tenant: Tenant, label: str, suffix: str) -> None:
+    name = f"{label}-readers-{suffix}"
+    role = _call(
+        client,
+        "POST",
+        f"/api/v1/tenants/{tenant.id}/roles",
+        json={"name": name, "permissions": ["audit:event:read"]},
+        headers=tenant.members["owner"].headers,
+    )
+    tenant.objects["role"] = [role["id"], name]
+    tenant.markers.append(name)
 
 
 def _add_records(client: InProcessClient, tenant: Tenant, label: str, suffix: str) -> None:
