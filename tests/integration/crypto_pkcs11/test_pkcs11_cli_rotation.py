@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.server import run_cli
 
 from .conftest import KEY_LABEL, USER_PIN, SoftHsmToken
 
 NEW_LABEL = "bastion-kek-2027"
+
+# Each CLI run starts a Python process (several seconds on a loaded machine); six of them in one
+# test outgrow the default 120 s.
+pytestmark = pytest.mark.timeout(600)
 
 
 def _env(data_dir: Path, softhsm: SoftHsmToken, *, provider: str, key_label: str = KEY_LABEL):
