@@ -16,6 +16,9 @@ PASSWORD = "correct horse battery staple"
 SECRET_TEXT = "the launch code is 0000"  # record content no operator answer may contain
 KEYS = "/api/v1/operator/keys"
 
+# The first test also starts the server and creates the operator and a tenant.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
