@@ -9,9 +9,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
-from bastion.bootstrap import build, initialise
 from bastion.db import UnitOfWork, make_engine, upgrade_to_head
-from bastion.jobs import job_catalog
 from bastion.mail import (
     MailDeliveryFailed,
     MailDispatcher,
@@ -247,6 +245,10 @@ def test_a_forgotten_password_for_an_unknown_address_queues_nothing_and_is_audit
 
 def test_the_mail_deliver_job_sends_what_requests_queued(make_settings):
     # The cron path (`bastion jobs run mail.deliver`), with the real container and transport.
+    # Imported here: the composition root pulls in every domain, the rest of this module none.
+    from bastion.bootstrap import build, initialise
+    from bastion.jobs import job_catalog
+
     settings = make_settings(identity={"argon2_memory_kib": 64, "argon2_time_cost": 1})
     initialise(settings)
     container = build(settings)
