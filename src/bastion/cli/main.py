@@ -16,6 +16,7 @@ from bastion.cli.audit import audit_app
 from bastion.cli.backup import backup_app
 from bastion.cli.context import SettingsLoader, clear_failures, console, settings_from
 from bastion.cli.db import db_app
+from bastion.cli.detection import detection_app
 from bastion.cli.jobs import jobs_app
 from bastion.cli.keys import keys_app
 from bastion.cli.users import users_app
@@ -37,6 +38,7 @@ app.add_typer(access_app, name="access")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(users_app, name="users")
+app.add_typer(detection_app, name="detection")
 app.add_typer(keys_app, name="keys")
 app.add_typer(backup_app, name="backup")
 app.add_typer(db_app, name="db")

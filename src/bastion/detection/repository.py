@@ -110,6 +110,27 @@ def block(session: Session, source: str, *, reason: str, now: datetime, until: d
     return bool(getattr(result, "rowcount", 0))
 
 
+def active_blocks(session: Session, *, now: datetime) -> list[BlockedSource]:
+    return list(
+        session.scalars(
+            select(BlockedSource)
+            .where(BlockedSource.blocked_until > now)
+            .order_by(BlockedSource.blocked_at)
+        )
+    )
+
+
+def unblock(session: Session, source: str, *, now: datetime) -> bool:
+    """End the block of ``source`` now; False if none was in force."""
+    result = session.execute(
+        update(BlockedSource)
+        .where(BlockedSource.source == source, BlockedSource.blocked_until > now)
+        .values(blocked_until=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 def has_devices(session: Session, user_id: str) -> bool:
     return bool(session.scalar(select(exists().where(KnownDevice.user_id == user_id))))
 

@@ -7,16 +7,28 @@ security event, all in the caller's transaction.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from bastion.alerts.types import SecurityEvent, SecurityEvents, Severity
 from bastion.audit import AuditEvent, AuditLog
-from bastion.detection import links, repository
+from bastion.detection import devices, links, repository
 from bastion.detection.links import LinkPurpose
 from bastion.identity.types import ClientInfo
-from bastion.kernel.clock import Clock
+from bastion.kernel.clock import Clock, as_utc
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A blocked source as an operator sees it."""
+
+    source: str
+    reason: str
+    blocked_at: datetime
+    blocked_until: datetime
 
 
 class AccountRevoker(Protocol):
@@ -62,6 +74,46 @@ class Detection:
                 details={"released": released},
             ),
         )
+
+    # -- operator actions (CLI) -------------------------------------------------------------
+
+    def blocks(self, session: Session) -> list[Block]:
+        """The sources blocked now, oldest first."""
+        return [
+            Block(row.source, row.reason, as_utc(row.blocked_at), as_utc(row.blocked_until))
+            for row in repository.active_blocks(session, now=self._clock.now())
+        ]
+
+    def unblock(self, session: Session, *, address: str, actor_user_id: str | None) -> bool:
+        """End the block of ``address`` (an IPv6 address ends the block of its /64) at once;
+        False if none was in force. Audited on the system chain either way."""
+        source = devices.source_of(address)
+        ended = repository.unblock(session, source, now=self._clock.now())
+        self._audit.append(
+            session,
+            AuditEvent(
+                action="detection.source_unblocked",
+                actor_user_id=actor_user_id,
+                target=source,
+                details={"ended": ended},
+            ),
+        )
+        return ended
+
+    def release(self, session: Session, *, user_id: str, actor_user_id: str | None) -> bool:
+        """End any lock of ``user_id`` at once, a "this wasn't me" lock included (an operator
+        who has checked with the owner); False if there was none to release. Audited."""
+        released = repository.release(session, user_id, now=self._clock.now())
+        self._audit.append(
+            session,
+            AuditEvent(
+                action="detection.lock_released",
+                actor_user_id=actor_user_id,
+                target=user_id,
+                details={"released": released},
+            ),
+        )
+        return released
 
     def report(self, session: Session, *, token: str, client: ClientInfo) -> int:
         """ "This wasn't me" (single-use link from a new-device e-mail): sign-in is locked until
