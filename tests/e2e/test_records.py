@@ -58,6 +58,8 @@ class Owner:
             self.base,
             json={"name": "customers", "schema": SCHEMA, "indexed": ["email", "plan"]},
             headers=self.headers,
+            # The first schema a process compiles imports jsonschema (seconds on a busy machine).
+            timeout=60,
         )
         assert created.status_code == 201, created.text
         self.records = f"{self.base}/customers/records"

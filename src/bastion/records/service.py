@@ -364,11 +364,13 @@ class SqlRecords:
         see the keyring's note on SQLite write locks)."""
         if not isinstance(document, dict):
             raise MalformedDocument("A record must be a JSON object.")
+        # Encoding first: text with no UTF-8 form is a 400 whatever the schema says, and an
+        # oversized document is refused before the validator walks it.
+        encoded = documents.encode(document)
+        documents.check_size(encoded, limit=self._settings.max_record_bytes)
         validator = self.collections.validator(collection)
         if validator is not None:
             documents.validate(validator, document)
-        encoded = documents.encode(document)
-        documents.check_size(encoded, limit=self._settings.max_record_bytes)
         sealed = self._sealer.seal(context.tenant_id, collection.id, record_id, encoded)
         digests = self._sealer.digests(
             context.tenant_id, collection.id, document, indexed_of(collection)
