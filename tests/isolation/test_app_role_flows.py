@@ -4,8 +4,8 @@ On PostgreSQL the world's requests run as a role that row-level security binds: 
 reads or writes tenant rows must bind its context (the principal, the tenant, a token digest)
 or it fails closed. This walks the flows that cross those boundaries: invitation acceptance
 (a token before a tenant), role changes and removal, the audit log, records, tenant settings,
-security events, the access review, and an API key found by its digest. SQLite runs the same calls (the application's scoping
-alone).
+security events, the access review, and an API key found by its digest. SQLite runs the same
+calls (the application's scoping alone).
 """
 
 from __future__ import annotations
