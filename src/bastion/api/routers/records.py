@@ -48,6 +48,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 WRITE_PROBLEMS: dict[int | str, dict[str, Any]] = {
     **PROBLEMS,
     400: {"description": "The body is not a JSON object."},
+    409: {"description": "Concurrent writes kept winning; retry."},
     412: {"description": "If-Match does not name the record's current ETag."},
     413: {"description": "The record is over the size limit."},
     415: {"description": "The body's content type is not accepted here."},
@@ -55,6 +56,9 @@ WRITE_PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 READ_PROBLEMS: dict[int | str, dict[str, Any]] = {
     **PROBLEMS,
+    400: {
+        "description": "An unknown query parameter, a filter on a field not indexed, a bad cursor."
+    },
     503: {"description": "The read could not be audited, so it is not answered."},
 }
 JSON_BODY: Final = {
@@ -411,7 +415,7 @@ def patch_record(
 @router.delete(
     "/{name}/records/{record_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**PROBLEMS, 412: WRITE_PROBLEMS[412]},
+    responses={**PROBLEMS, 409: WRITE_PROBLEMS[409], 412: WRITE_PROBLEMS[412]},
 )
 def delete_record(
     *,
