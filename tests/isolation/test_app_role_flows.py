@@ -11,6 +11,7 @@ calls (the application's scoping alone).
 from __future__ import annotations
 
 import pyotp
+import sqlalchemy as sa
 
 from bastion.api.access import route_access
 from bastion.bootstrap import mail_dispatcher
@@ -105,3 +106,36 @@ def test_an_api_key_of_tenant_a_works_as_the_application_role(world):
     assert other.status_code == 404
     _ok(world, "DELETE", f"{base}/api-keys/{created['id']}", headers)
     assert world.client.request("GET", f"{base}/members", headers=key).status_code == 401
+
+
+def test_a_break_glass_grant_on_tenant_a_works_as_the_application_role(world):
+    """An operator holds no membership: the tenant is found through the operator directory and
+    the grant, then bound like a member's."""
+    a = world.a
+    if "/api/v1/tenants/{tenant}/break-glass" not in {r.path for r in route_access(world.app)}:
+        return  # break-glass is not mounted in this build
+    body = {"email": f"olga-{world.backend}@example.com", "password": PASSWORD}
+    olga = _ok(world, "POST", "/api/v1/auth/signup", {}, json=body).json()
+    with world.container.engine.begin() as connection:  # staff are made by the CLI, as owner
+        connection.execute(
+            sa.text("UPDATE users SET is_operator = true WHERE id = :id"), {"id": olga["id"]}
+        )
+    token = _ok(world, "POST", "/api/v1/auth/login", {}, json=body).json()["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    secret = _ok(world, "POST", "/api/v1/me/totp", headers).json()["secret"]
+    _ok(world, "POST", "/api/v1/me/totp/confirm", headers, json={"code": pyotp.TOTP(secret).now()})
+    members = f"/api/v1/tenants/{a.slug}/members"
+    assert world.client.request("GET", members, headers=headers).status_code == 404
+    grant = _ok(
+        world,
+        "POST",
+        "/api/v1/operator/break-glass",
+        headers,
+        json={"tenant": a.slug, "reason": "support ticket 42: data repair", "duration_minutes": 30},
+    ).json()
+    if grant["status"] == "pending":
+        approve = f"/api/v1/tenants/{a.slug}/break-glass/{grant['id']}/approve"
+        _ok(world, "POST", approve, a.members["owner"].headers)
+    _ok(world, "GET", members, headers)
+    other = world.client.request("GET", f"/api/v1/tenants/{world.b.slug}/members", headers=headers)
+    assert other.status_code == 404
