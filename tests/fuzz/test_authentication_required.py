@@ -36,6 +36,9 @@ PUBLIC_OPERATIONS = {
     "POST /api/v1/auth/mfa/passkey/options",
     "POST /api/v1/auth/passkey/options",
     "POST /api/v1/auth/passkey",
+    # Detection's e-mailed links: the single-use token in the body is the credential.
+    "POST /api/v1/auth/unlock",
+    "POST /api/v1/auth/report-login",
 }
 WRONG_CREDENTIALS = {
     "none": {},
