@@ -47,6 +47,7 @@ from typing import Any, Final
 SIGNATURE_HEADER: Final = "Bastion-Signature"
 DEFAULT_TOLERANCE_SECONDS: Final = 300
 MAX_HEADER_CHARS: Final = 1024
+MAX_TIMESTAMP_DIGITS: Final = 12  # unix seconds until the year 33658
 
 
 class WebhookRejected(ValueError):
@@ -77,8 +78,14 @@ def parse_signature_header(header: str) -> tuple[int, list[str]]:
     signatures: list[str] = []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit() and timestamp is None:
-            timestamp = int(value)
+        # ASCII only: str.isdigit() takes other scripts' digits, a thousand-digit t overflows
+        # the float comparison, and compare_digest raises TypeError on non-ASCII text; each
+        # would escape as something other than WebhookRejected.
+        if not value.isascii():
+            continue
+        if name == "t" and value.isdigit() and len(value) <= MAX_TIMESTAMP_DIGITS:
+            if timestamp is None:
+                timestamp = int(value)
         elif name == "v1" and value:
             signatures.append(value)
     if timestamp is None or not signatures:
