@@ -25,7 +25,7 @@ from bastion.audit import GENESIS_HASH
 from bastion.bootstrap import build, initialise, preflight
 from bastion.cli.main import app as cli
 from bastion.db import bind_tenant, bind_token_digest, bind_user, make_engine, upgrade_to_head
-from bastion.db.roles import app_role_problems
+from bastion.db.roles import app_role_problems, grant_app_role
 from bastion.db.schema import _config
 from bastion.errors import StartupError
 from bastion.settings import DatabaseSettings, Settings
@@ -357,3 +357,19 @@ def test_start_up_refuses_an_application_role_row_level_security_would_not_bind(
             container.engine.dispose()
     finally:
         postgres_databases.drop_schema(postgres_url, schema)
+
+
+def test_missing_grants_are_a_problem_until_granted_again(world):
+    """After a restore (pg_restore --no-privileges) the role has no grants: say what to run."""
+    name = world.app.url.username
+    with world.owner.begin() as connection:
+        connection.execute(sa.text(f'REVOKE ALL ON memberships FROM "{name}"'))
+    try:
+        problems = app_role_problems(world.app)
+        assert problems == [
+            f"the application role {name} lacks privileges on 1 table(s); "
+            f"run `bastion db grant-app-role {name}`"
+        ]
+    finally:
+        grant_app_role(world.owner, name)
+    assert app_role_problems(world.app) == []

@@ -129,6 +129,20 @@ def app_role_problems(app: Engine) -> list[str]:
                 "AND NOT c.relrowsecurity"
             )
         )
+        ungranted = connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() "
+                "AND tablename <> 'alembic_version' AND tablename NOT LIKE 'crypto\\_%' "
+                "AND NOT has_table_privilege(current_user, "
+                "format('%I.%I', schemaname, tablename), 'SELECT, INSERT, UPDATE, DELETE')"
+            )
+        )
+        if ungranted:
+            # After a restore (pg_restore --no-privileges) or a new table: grants are missing.
+            problems.append(
+                f"the application role {name} lacks privileges on {ungranted} table(s); "
+                f"run `bastion db grant-app-role {name}`"
+            )
         if unprotected:
             problems.append(
                 f"{unprotected} tenant-owned table(s) have no row-level security; "
