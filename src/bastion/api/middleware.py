@@ -91,11 +91,17 @@ _EDGE_HEADERS = (REQUEST_ID_HEADER, b"x-forwarded-for", b"content-length")
 
 
 def _edge_headers(scope: Scope) -> dict[bytes, str]:
-    """The few request headers the edge reads, in one pass over the list (first one wins)."""
+    """The few request headers the edge reads, in one pass over the list (first one wins),
+    except X-Forwarded-For, whose lines are one list in order (RFC 9110, 5.3): a proxy that
+    appends its own line must not leave the client's forged first line as the address."""
     found: dict[bytes, str] = {}
     for key, value in scope["headers"]:
-        if key in _EDGE_HEADERS and key not in found:
+        if key not in _EDGE_HEADERS:
+            continue
+        if key not in found:
             found[key] = value.decode("latin-1")
+        elif key == b"x-forwarded-for":
+            found[key] += "," + value.decode("latin-1")
     return found
 
 
