@@ -259,6 +259,7 @@ class SqlRoles:
                 session, context, client, reason="owners hold no custom role", target=user_id
             )
             raise RoleNotGrantable("Owners cannot hold a custom role; change their role first.")
+        self._check_within_caller(session, context, _role(custom).permissions, client=client)
         previous = membership.custom_role_id
         membership.custom_role_id = custom.id
         membership.updated_at = self._clock.now()
@@ -330,7 +331,27 @@ class SqlRoles:
             raise RoleNotGrantable(
                 f"A custom role may not hold {forbidden[0].value!r}.", permission=forbidden[0].value
             )
+        self._check_within_caller(session, context, granted, client=client)
         return granted
+
+    def _check_within_caller(
+        self,
+        session: Session,
+        context: TenantContext,
+        permissions: frozenset[Permission],
+        *,
+        client: ClientInfo,
+    ) -> None:
+        # An owner holds every permission, so this only bites a narrowed caller (an API key
+        # with ROLE_MANAGE): it may not build or hand out a role wider than itself.
+        beyond = sorted(permissions - context.permissions)
+        if not beyond:
+            return
+        self._refuse(session, context, client, reason="beyond the caller", target=beyond[0])
+        raise RoleNotGrantable(
+            f"You do not hold {beyond[0].value!r}, so you cannot put it in a role.",
+            permission=beyond[0].value,
+        )
 
     def _record(
         self,

@@ -289,13 +289,13 @@ class SqlAccess:
         self, session: Session, context: TenantContext, role: Role, *, client: ClientInfo
     ) -> None:
         """Check that the caller may hand out ``role``: owner needs OWNER_MANAGE, and a caller
-        whose permissions come from a custom role may grant only a role whose permissions it
-        holds itself (no escalation through a custom role with member management).
-        PermissionDenied (403, audited)."""
+        whose permissions come from a custom role, or an API key, may grant only a role whose
+        permissions it holds itself (no escalation through a custom role with member management,
+        nor through a key scoped to member management). PermissionDenied (403, audited)."""
         if role is Role.OWNER:
             self.authorize(session, context, Permission.OWNER_MANAGE, client=client)
-        if context.custom_permissions is None:
-            return
+        if context.custom_permissions is None and context.api_key_permissions is None:
+            return  # a built-in role: the matrix already decided what it may hand out
         missing = sorted(permissions_of(role) - context.permissions)
         if missing:
             self.authorize(session, context, missing[0], client=client)
