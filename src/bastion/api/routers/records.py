@@ -405,7 +405,12 @@ def patch_record(
     client: ClientDep,
     if_match: IfMatch = None,
 ) -> Response:
-    """Apply a JSON Merge Patch (RFC 7386): members merge, ``null`` removes one."""
+    """Apply a JSON Merge Patch (RFC 7386): members merge, ``null`` removes one. Needs
+    records:record:read too: the answer is the merged, stored document."""
+    if not context.has_permission(Permission.RECORD_READ):
+        # A write-only caller (custom role, API key) would read any record back through an
+        # empty patch, unaudited; authorize refuses it (403) and records the refusal.
+        container.access.authorize(session, context, Permission.RECORD_READ, client=client)
     record = container.records.patch(
         session, context, name, record_id, patch=patch, if_match=if_match, client=client
     )
