@@ -35,6 +35,7 @@ from limits.aio.strategies import (
 )
 from limits.errors import StorageError
 from limits.storage import storage_from_string
+from starlette.requests import cookie_parser
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -53,7 +54,6 @@ UNSAFE_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 STORAGE_RETRY_AFTER_SECONDS: Final = 5
 # One alert (and one fail-open warning) per process per this many seconds, not one per request.
 STORAGE_ALERT_INTERVAL_SECONDS: Final = 60.0
-_COOKIE_PREFIX: Final = SESSION_COOKIE.encode() + b"="
 
 log = structlog.get_logger("bastion.http")
 
@@ -79,16 +79,19 @@ def classify(method: str, path: str) -> EndpointClass | None:
 
 
 def credential_key(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """A short digest of the bearer token or session cookie, if the request carries one."""
+    """A short digest of the bearer token or session cookie, if the request carries one.
+
+    The credential counted is the one that authenticates (``api.deps``): the first bearer
+    header wherever it stands, else the session cookie as Starlette reads it (the last one
+    across all Cookie lines). Otherwise a made-up cookie placed first would move the counter
+    of the real key or session on every request."""
+    cookie: str | None = None
     for name, value in headers:
         if name == b"authorization":
             return hashlib.sha256(value).hexdigest()[:32]
         if name == b"cookie":
-            for raw in value.split(b";"):
-                part = raw.strip()
-                if part.startswith(_COOKIE_PREFIX):
-                    return hashlib.sha256(part[len(_COOKIE_PREFIX) :]).hexdigest()[:32]
-    return None
+            cookie = cookie_parser(value.decode("latin-1")).get(SESSION_COOKIE, cookie)
+    return None if cookie is None else hashlib.sha256(cookie.encode()).hexdigest()[:32]
 
 
 def async_storage(settings: RateLimitSettings) -> Storage:
