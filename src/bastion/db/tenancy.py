@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 TENANT_SETTING: Final = "bastion.tenant_id"
@@ -32,15 +32,19 @@ TENANT_CONTEXT_INFO: Final = "bastion.tenant_context"
 _SET_LOCAL: Final = text("SELECT set_config(:name, :value, true)")
 
 
-def _bind(session: Session, name: str, value: str) -> None:
-    if session.info.get(TENANT_CONTEXT_INFO) is False:
+def _bind(target: Session | Connection, name: str, value: str) -> None:
+    if isinstance(target, Session):
+        if target.info.get(TENANT_CONTEXT_INFO) is False:
+            return
+        dialect = target.get_bind().dialect
+    else:
+        dialect = target.dialect  # a Connection: bound inside its own transaction (begin())
+    if dialect.name != "postgresql":
         return
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    session.execute(_SET_LOCAL, {"name": name, "value": value})
+    target.execute(_SET_LOCAL, {"name": name, "value": value})
 
 
-def bind_tenant(session: Session, tenant_id: str) -> None:
+def bind_tenant(session: Session | Connection, tenant_id: str) -> None:
     """Let this transaction see (and write) the rows of ``tenant_id`` and of no other tenant.
 
     Call it once the tenant is known from the caller's membership, never from client input

@@ -20,6 +20,7 @@ from bastion.api.schemas.access import AuditEventList, AuditEventOut
 from bastion.audit import AuditFilter, AuditQuery, Outcome, export_lines
 from bastion.audit.events import chain_for
 from bastion.bootstrap import Container
+from bastion.db import bind_tenant
 
 router = APIRouter(prefix="/api/v1/tenants/{tenant}/audit", tags=["audit"])
 
@@ -81,11 +82,13 @@ def search_audit(
     )
 
 
-def _stream(container: Container, chain: str) -> Iterator[str]:
+def _stream(container: Container, tenant_id: str) -> Iterator[str]:
     # Its own connection: the response streams after the request transaction has committed
-    # (which also puts the export's own audit entry inside the exported chain).
-    with container.engine.connect() as connection:
-        for line in export_lines(connection, chain, now=container.clock.now()):
+    # (which also puts the export's own audit entry inside the exported chain). The request
+    # path's role, bound to the tenant: row-level security guards the export too.
+    with container.request_engine.begin() as connection:
+        bind_tenant(connection, tenant_id)
+        for line in export_lines(connection, chain_for(tenant_id), now=container.clock.now()):
             yield line + "\n"
 
 
@@ -105,7 +108,7 @@ def export_audit(
     container.access.record_audit_export(session, context, client=client)
     chain = chain_for(context.tenant_id)
     return StreamingResponse(
-        _stream(container, chain),
+        _stream(container, context.tenant_id),
         media_type=JSON_LINES,
         headers={"Content-Disposition": f'attachment; filename="audit-{chain}.jsonl"'},
     )
