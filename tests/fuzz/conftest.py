@@ -14,13 +14,9 @@ import pytest
 import schemathesis
 from schemathesis import BaseSchema
 
+from tests.support.identity import CHEAP_ARGON2_ENV
 from tests.support.server import ServerProcess
 
-# argon2 at its floor: the fuzz run logs in once per case, and hashing cost is not under test here.
-CHEAP_ARGON2_ENV = {
-    "BASTION_IDENTITY__ARGON2_MEMORY_KIB": "64",
-    "BASTION_IDENTITY__ARGON2_TIME_COST": "1",
-}
 OPENAPI_PATH = "/api/openapi.json"
 
 
@@ -30,6 +26,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 SIGNUP_PATH = "/api/v1/auth/signup"
 LOGIN_PATH = "/api/v1/auth/login"
+TENANTS_PATH = "/api/v1/tenants"
+# Successful unsafe calls under these may end the fuzz account's session.
+SESSION_CHANGING_PREFIXES = ("/api/v1/auth/", "/api/v1/me")
+# The fuzz account's own tenant, collection and one record: tenant routes fuzzed with random
+# path values stop at 404 before the input is read, so the fuzzer aims at these (test_openapi_fuzz).
+FUZZ_TENANT = "fuzz-tenant"
+FUZZ_COLLECTION = "things"
+FUZZ_SCHEMA = {
+    "type": "object",
+    "properties": {"title": {"type": "string", "maxLength": 200}, "n": {"type": "integer"}},
+}
 
 
 @dataclass
@@ -43,12 +50,12 @@ class FuzzAccount:
     server: ServerProcess
     email: str | None
     password: str
+    record_id: str | None = None
+    _token: str | None = None
 
     def fresh_token(self) -> str | None:
         if self.email is None:
             return None
-        # A new session per case: fuzzed logout, "revoke all sessions" or a password change must
-        # not leave every later case unauthenticated (they would all stop at 401).
         response = self.server.client.post(
             LOGIN_PATH, json={"email": self.email, "password": self.password}
         )
@@ -59,8 +66,48 @@ class FuzzAccount:
         return str(response.json()["token"])
 
     def auth_headers(self) -> dict[str, str]:
-        token = self.fresh_token()
-        return {"Authorization": f"Bearer {token}"} if token else {}
+        if self._token is None:
+            self._token = self.fresh_token()
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    def answered(self, method: str, path: str, status: int) -> None:
+        """Drop the session after anything that may have ended it.
+
+        A fuzzed logout, "revoke all sessions" or a password change must not leave every later
+        case unauthenticated (they would all stop at 401); a login per case instead doubled the
+        run's requests.
+        """
+        may_end_session = method != "GET" and path.startswith(SESSION_CHANGING_PREFIXES)
+        if status == 401 or (may_end_session and status < 300):
+            self._token = None
+
+    @property
+    def collection_path(self) -> str:
+        return f"{TENANTS_PATH}/{FUZZ_TENANT}/collections/{FUZZ_COLLECTION}"
+
+    def ensure_collection(self) -> None:
+        """(Re)create the fuzz collection and one record in it, e.g. after a fuzzed DELETE."""
+        headers = self.auth_headers()
+        client = self.server.client
+        if client.get(self.collection_path, headers=headers).status_code == 404:
+            created = client.post(
+                f"{TENANTS_PATH}/{FUZZ_TENANT}/collections",
+                json={"name": FUZZ_COLLECTION, "schema": FUZZ_SCHEMA, "indexed": ["title"]},
+                headers=headers,
+                # The first schema a process compiles imports jsonschema (slow on a busy machine).
+                timeout=60,
+            )
+            assert created.status_code == 201, created.text
+        self.ensure_record()
+
+    def ensure_record(self) -> None:
+        record = self.server.client.post(
+            f"{self.collection_path}/records",
+            json={"title": "fuzz", "n": 1},
+            headers=self.auth_headers(),
+        )
+        assert record.status_code == 201, record.text
+        self.record_id = str(record.json()["id"])
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +134,13 @@ def fuzz_account(fuzz_server: ServerProcess) -> FuzzAccount:
         SIGNUP_PATH, json={"email": account.email, "password": account.password}
     )
     assert created.status_code == 201, created.text
-    account.fresh_token()  # fail here, clearly, rather than in every fuzz case
+    headers = account.auth_headers()  # fail here, clearly, rather than in every fuzz case
+    if TENANTS_PATH in paths:
+        tenant = fuzz_server.client.post(
+            TENANTS_PATH, json={"name": "Fuzz", "slug": FUZZ_TENANT}, headers=headers
+        )
+        assert tenant.status_code == 201, tenant.text
+        account.ensure_collection()
     return account
 
 
@@ -95,7 +148,8 @@ def load_live_schema(server: ServerProcess) -> BaseSchema:
     """The served OpenAPI document as a schemathesis schema aimed at ``server`` over TLS."""
     cert = str(server.cert_file)
     schema = schemathesis.openapi.from_url(server.base_url + OPENAPI_PATH, verify=cert, timeout=10)
-    schema.config.update(base_url=server.base_url, tls_verify=cert, request_timeout=10)
+    # 30 s: answers take seconds on the shared 2-CPU machine; a hung worker still fails the case.
+    schema.config.update(base_url=server.base_url, tls_verify=cert, request_timeout=30)
     # "Schema-valid request rejected" assumes a well-shaped request must succeed. Here a
     # well-shaped token can be unknown (400), a password can fail the strength policy (422,
     # Unprocessable) and an e-mail can be malformed past what JSON Schema says: refusals the
