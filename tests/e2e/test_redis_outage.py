@@ -34,7 +34,8 @@ from bastion.alerts import Severity
 from tests.support.identity import CHEAP_ARGON2_ENV
 from tests.support.server import ServerProcess, free_port
 
-pytestmark = [pytest.mark.e2e]
+# A server start (up to 90 s on a loaded machine) and ~15 s of load and outage.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 PASSWORD = "correct horse battery staple"
 FAIL_CLOSED_CODES = {"ratelimit.storage_unavailable", "detection.counters_unavailable"}
