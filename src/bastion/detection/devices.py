@@ -5,7 +5,7 @@ or client name and OS, no version, so updates do not alert) from the same networ
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address, ip_address, ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from typing import Final, Protocol
 
 DEVICE_PURPOSE: Final = "detection.device"
@@ -49,12 +49,22 @@ def user_agent_family(user_agent: str | None) -> str:
     return product.group(0).lower()[:MAX_FAMILY_CHARS] if product else "other"
 
 
+def _address(ip: str) -> IPv4Address | IPv6Address:
+    """``ip`` parsed; an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``, how a dual-stack listener
+    reports every IPv4 client) is the IPv4 address it carries, or all IPv4 clients would share
+    one ``::/64``: one attacker's block would shut every IPv4 client out. ValueError if bad."""
+    address = ip_address(ip)
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
 def network_of(ip: str | None) -> str:
     """The client's /24 (IPv4) or /48 (IPv6) network, or ``unknown``."""
     if not ip:
         return "unknown"
     try:
-        address = ip_address(ip)
+        address = _address(ip)
     except ValueError:
         return "unknown"
     prefix = IPV4_PREFIX if isinstance(address, IPv4Address) else IPV6_PREFIX
@@ -65,7 +75,7 @@ def source_of(ip: str) -> str:
     """What a block applies to: the address itself for IPv4, its /64 for IPv6 (one subscriber
     usually holds a whole /64, so blocking a single IPv6 address blocks nothing)."""
     try:
-        address = ip_address(ip)
+        address = _address(ip)
     except ValueError:
         return ip[:64]
     if isinstance(address, IPv4Address):
