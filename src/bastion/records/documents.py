@@ -6,16 +6,18 @@ message itself says about the caller's own document (returned to that caller onl
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
+from bastion.records import patterns
 from bastion.records.errors import (
     InvalidCollection,
     MalformedDocument,
@@ -161,7 +163,41 @@ def compile_schema(schema: Mapping[str, Any]) -> Draft202012Validator:
             "remote schemas are never fetched.",
             errors=[{"pointer": "/schema" + pointer(where), "detail": why}],
         )
-    return Draft202012Validator(schema)
+    unsupported = patterns.first_unsupported(schema)
+    if unsupported is not None:
+        where, why = unsupported
+        raise InvalidCollection(
+            "A pattern must be a regular expression RE2 can run (linear time: no "
+            "backreferences, no lookaround).",
+            errors=[{"pointer": "/schema" + pointer(where), "detail": why}],
+        )
+    validator: Draft202012Validator = _linear_time_validator()(schema)
+    return validator
+
+
+@functools.cache
+def _linear_time_validator() -> Any:
+    """Draft 2020-12 with ``pattern`` and ``patternProperties`` on RE2 (``records.patterns``):
+    a backtracking ``re`` would let a tenant's schema freeze the process."""
+    from jsonschema import Draft202012Validator, ValidationError, validators  # noqa: PLC0415
+
+    def pattern(validator: Any, regex: str, instance: Any, _schema: Any) -> Iterator[Any]:
+        if validator.is_type(instance, "string") and not patterns.search(regex, instance):
+            yield ValidationError(f"{_short(repr(instance))} does not match {regex!r}")
+
+    def pattern_properties(
+        validator: Any, properties: dict[str, Any], instance: Any, _schema: Any
+    ) -> Iterator[Any]:
+        if not validator.is_type(instance, "object"):
+            return
+        for regex, subschema in properties.items():
+            for name, value in instance.items():
+                if patterns.search(regex, name):
+                    yield from validator.descend(value, subschema, path=name, schema_path=regex)
+
+    return validators.extend(
+        Draft202012Validator, {"pattern": pattern, "patternProperties": pattern_properties}
+    )
 
 
 REFERENCE_KEYWORDS: Final = ("$ref", "$dynamicRef")
