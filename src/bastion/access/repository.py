@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from bastion.access.models import MembershipRow, TenantRoleRow, TenantRow
+from bastion.access.models import InvitationRow, MembershipRow, TenantRoleRow, TenantRow
 from bastion.access.permissions import Role
 
 
@@ -119,6 +119,20 @@ def owner_count(session: Session, tenant_id: str) -> int:
 def delete_membership(session: Session, row: MembershipRow) -> None:
     session.delete(row)
     session.flush()
+
+
+def withdraw_invitations_from(session: Session, tenant_id: str, user_id: str) -> int:
+    """Delete the pending invitations ``user_id`` sent in the tenant; how many there were."""
+    result = session.execute(
+        delete(InvitationRow)
+        .where(
+            InvitationRow.tenant_id == tenant_id,
+            InvitationRow.invited_by == user_id,
+            InvitationRow.accepted_at.is_(None),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def custom_role_names(session: Session, tenant_id: str) -> dict[str, str]:

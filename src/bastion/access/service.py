@@ -408,6 +408,9 @@ class SqlAccess:
             by=context.user_id,
             reason="member_removed",
         )
+        # So are the invitations they sent: accepted later (by an address they control), one
+        # would bring back the access just removed.
+        invitations = repository.withdraw_invitations_from(session, context.tenant_id, user_id)
         self._record(
             session,
             context.tenant_id,
@@ -415,7 +418,11 @@ class SqlAccess:
             actor=context.user_id,
             target=user_id,
             client=client,
-            details={"role": previous.value, "api_keys_revoked": keys},
+            details={
+                "role": previous.value,
+                "api_keys_revoked": keys,
+                "invitations_withdrawn": invitations,
+            },
         )
 
     def sole_owner_tenants(self, session: Session, user_id: str) -> list[Tenant]:
