@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import NoReturn
 
 import structlog
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from bastion.access import api_key_repository as repository
@@ -59,6 +60,7 @@ from bastion.access.types import AccessAction, TenantContext, TenantId
 from bastion.audit import AuditEvent, AuditLog, Outcome
 from bastion.audit.events import JsonValue
 from bastion.db import bind_tenant, bind_token_digest, bind_user
+from bastion.db.session import defer_until_commit
 from bastion.identity import ClientInfo, NotAuthenticated, Principal, SessionId, UserId
 from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
@@ -223,8 +225,8 @@ class SqlApiKeys:
             self._refuse(session, row.tenant_id, row.id, row.user_id, client, reason=reason)
             raise ApiKeyRefused
         if row.last_used_at is None or now - as_utc(row.last_used_at) >= LAST_USED_INTERVAL:
-            row.last_used_at = now
-            session.flush()
+            used = update(ApiKeyRow).where(ApiKeyRow.id == row.id).values(last_used_at=now)
+            defer_until_commit(session, used)
         return Principal(
             user_id=UserId(row.user_id),
             session_id=SessionId(""),

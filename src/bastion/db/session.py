@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Final
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Executable
 
 from bastion.db.tenancy import TENANT_CONTEXT_INFO
 
@@ -27,3 +29,29 @@ class UnitOfWork:
     def begin(self) -> Iterator[Session]:
         with self._sessions.begin() as session:
             yield session
+
+
+DEFERRED_WRITES_INFO: Final = "bastion.deferred_writes"
+
+
+def defer_until_commit(session: Session, statement: Executable) -> None:
+    """Execute ``statement`` in this transaction, but only just before it commits.
+
+    For bookkeeping writes that authentication makes at the start of a request (a session's
+    last-seen time, an API key's last use). On SQLite the first write of a transaction takes the
+    database's only write lock until commit; a request that later needs a short transaction of
+    its own (the keyring reserving encryptions for a data key) would then wait on itself until
+    the busy timeout and fail. Deferred, the bookkeeping takes the lock last. A rollback drops it.
+    """
+    session.info.setdefault(DEFERRED_WRITES_INFO, []).append(statement)
+
+
+@event.listens_for(Session, "before_commit")
+def _run_deferred_writes(session: Session) -> None:
+    for statement in session.info.pop(DEFERRED_WRITES_INFO, ()):
+        session.execute(statement)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_deferred_writes(session: Session) -> None:
+    session.info.pop(DEFERRED_WRITES_INFO, None)

@@ -17,8 +17,10 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from bastion.db.session import defer_until_commit
 from bastion.identity import repository
 from bastion.identity.errors import CsrfCheckFailed, NotAuthenticated
 from bastion.identity.factors import has_second_factor
@@ -124,8 +126,8 @@ def authenticate(
     ):
         raise CsrfCheckFailed
     if now - as_utc(row.last_seen_at) >= policy.touch_interval:
-        row.last_seen_at = now
-        session.flush()
+        touch = update(AuthSession).where(AuthSession.id == row.id).values(last_seen_at=now)
+        defer_until_commit(session, touch)
     return Principal(
         user_id=UserId(user.id),
         session_id=SessionId(row.id),
