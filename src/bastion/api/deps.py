@@ -17,9 +17,11 @@ operator route never becomes reachable with a key by accident.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from typing import Annotated
 
+from anyio import CancelScope, CapacityLimiter, to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
@@ -46,24 +48,48 @@ async def get_container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 
-def get_session(container: ContainerDep) -> Iterator[Session]:
+async def get_session(container: ContainerDep) -> AsyncIterator[Session]:
     """One transaction per request: committed when the route returns, rolled back if it raises.
 
     An *audited refusal* (``AppError.audited_refusal``: a failed login, a wrong second-factor
     code) is committed and then re-raised: the service wrote only what records the refusal (the
     audit entry, an MFA challenge or a failure counter) before raising, and that must be kept.
+
+    ``async``: opening the session does no I/O (the transaction starts at its first statement,
+    in whichever dependency or route runs it in the threadpool), so only the commit or rollback
+    takes a threadpool hop, where a plain generator took two (bench/bench_records.py).
     """
-    refusal: AppError | None = None
     # The request path's role: on PostgreSQL with database.app_url, row-level security binds it.
-    with container.request_uow.begin() as session:
-        try:
-            yield session
-        except AppError as exc:
-            if not exc.audited_refusal:
-                raise
-            refusal = exc
-    if refusal is not None:
-        raise refusal
+    transaction = container.request_uow.begin()
+    session = transaction.__enter__()
+    try:
+        yield session
+    except AppError as exc:
+        await _end(transaction, None if exc.audited_refusal else exc)  # a refusal is kept
+        raise
+    except BaseException as exc:
+        await _end(transaction, exc)
+        raise
+    else:
+        await _end(transaction, None)
+
+
+async def _end(transaction: AbstractContextManager[Session], error: BaseException | None) -> None:
+    """Commit (``error`` None) or roll back in the threadpool, as FastAPI ends a sync generator
+    dependency: shielded, so a cancelled request still ends its transaction and returns its
+    connection, and under a limiter of its own, so a commit that would release SQLite's write
+    lock never waits for a worker thread held by a request waiting on that lock."""
+    with CancelScope(shield=True):
+        if error is None:
+            await to_thread.run_sync(transaction.__exit__, None, None, None, limiter=_limiter())
+        else:
+            await to_thread.run_sync(
+                transaction.__exit__, type(error), error, error.__traceback__, limiter=_limiter()
+            )
+
+
+def _limiter() -> CapacityLimiter:
+    return CapacityLimiter(1)  # a new one per call: no limit shared between requests
 
 
 # scope="function": the commit happens before the response is sent. With FastAPI's default
@@ -151,9 +177,27 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 def get_credential(request: Request, container: ContainerDep, session: SessionDep) -> Principal:
     """The authenticated caller, a session (as ``PrincipalDep``) or an API key. Only
     ``requires()`` may use it: it narrows a key to the key's tenant and permissions."""
+    return credential_of(request, container, session)
+
+
+def credential_of(request: Request, container: Container, session: Session) -> Principal:
+    """``get_credential`` for ``requires()``, which calls it inline (one threadpool hop less).
+
+    Authenticated once per request: a route that also takes ``CredentialDep`` gets the principal
+    ``requires()`` already checked, read from the store on *this* request (never across requests:
+    revocation stays instant).
+    """
+    cached: Principal | None = getattr(request.state, _CREDENTIAL_STATE, None)
+    if cached is not None:
+        return cached
     principal = _authenticate(request, container, session)
     bind_user(session, principal.user_id)
-    return ensure_enrolled(principal)
+    ensure_enrolled(principal)
+    setattr(request.state, _CREDENTIAL_STATE, principal)
+    return principal
+
+
+_CREDENTIAL_STATE = "bastion_credential"
 
 
 CredentialDep = Annotated[Principal, Depends(get_credential)]

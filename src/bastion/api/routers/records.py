@@ -11,10 +11,11 @@ with the data.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Final
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from bastion.access import Permission, TenantContext
@@ -83,7 +84,7 @@ Cursor = Annotated[str | None, Query(max_length=64)]
 
 
 # ----------------------------------------------------------------- read auditing
-def _read_audit(container: ContainerDep) -> Iterator[list[AuditEvent]]:
+async def _read_audit(container: ContainerDep) -> AsyncIterator[list[AuditEvent]]:
     """Collects a read's audit events and records them after the request transaction ends.
 
     Declared as a route's *first* parameter, so it is entered before the request session and
@@ -91,12 +92,16 @@ def _read_audit(container: ContainerDep) -> Iterator[list[AuditEvent]]:
     committed (and released any SQLite write lock) before the event goes to the read-audit
     batcher, and the body is sent only after ``record`` returned. Nothing is recorded for a
     read that failed.
+
+    ``async`` so that entering it costs no threadpool hop; ``record`` blocks, so it runs in a
+    worker thread, only when there is an event to record, and (as FastAPI ends a sync generator
+    dependency) under a limiter of its own: waiting for the group commit holds no request slot.
     """
     pending: list[AuditEvent] = []
     yield pending
     for event in pending:
         # Blocks until the group commit holding the event is durable (AuditWriteFailed: 503).
-        container.read_audit.record(event)
+        await to_thread.run_sync(container.read_audit.record, event, limiter=CapacityLimiter(1))
 
 
 ReadAuditDep = Annotated[list[AuditEvent], Depends(_read_audit, scope="function")]
