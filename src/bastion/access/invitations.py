@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from bastion.access import repository
 from bastion.access.errors import AlreadyMember, InvitationInvalid, InvitationNotFound
 from bastion.access.models import InvitationRow
-from bastion.access.permissions import Role
+from bastion.access.permissions import Permission, Role, permissions_of
+from bastion.access.roles import load_role
 from bastion.access.service import SqlAccess
 from bastion.access.types import AccessAction, Invitation, TenantContext
 from bastion.db import bind_tenant, bind_token_digest
@@ -33,6 +34,27 @@ INVITATION_LIFETIME: Final = timedelta(days=7)
 EMAIL_PURPOSE: Final = "access.invitation_email"
 MAX_TOKEN_CHARS: Final = 128
 MAX_PAGE_SIZE: Final = 200
+
+
+def _sender_may_still_grant(session: Session, row: InvitationRow, role: Role) -> bool:
+    """Whether the invitation's sender could send it now: still a member holding
+    MEMBER_INVITE, OWNER_MANAGE for an owner invitation, and (custom role) every permission of
+    ``role`` itself: the rules of ``SqlAccess.authorize_grant``, read at acceptance."""
+    sender = repository.member(session, row.tenant_id, row.invited_by) if row.invited_by else None
+    if sender is None:
+        return False
+    try:
+        held = permissions_of(Role(sender.role))
+    except ValueError:
+        return False  # a role this code does not know grants nothing
+    if sender.custom_role_id is not None:
+        custom = load_role(session, row.tenant_id, sender.custom_role_id)
+        held = frozenset() if custom is None else custom.permissions
+    if Permission.MEMBER_INVITE not in held:
+        return False
+    if role is Role.OWNER and Permission.OWNER_MANAGE not in held:
+        return False
+    return sender.custom_role_id is None or permissions_of(role) <= held
 
 
 class InvitationKeys(Protocol):
@@ -138,6 +160,10 @@ class SqlInvitations:
         if repository.member(session, row.tenant_id, user_id) is not None:
             raise AlreadyMember
         role = Role(row.role)
+        if not _sender_may_still_grant(session, row, role):
+            # Sent by someone since demoted (or gone): it must not hand out what they no longer
+            # could. The same answer as any dead invitation.
+            raise InvitationInvalid
         try:
             with session.begin_nested():
                 repository.add_membership(

@@ -22,14 +22,18 @@ def _user(rig, email):
         ).id
 
 
-def test_removing_a_member_withdraws_the_invitations_they_sent(rig, access, tmp_path):
-    invitations = SqlInvitations(
+@pytest.fixture
+def invitations(rig, access, tmp_path):
+    return SqlInvitations(
         access=access,
         keys=rig.keyring,
         outbox=DeliverOnCommit(DirectoryOutbox(directory=tmp_path / "in", sender="b@example.com")),
         clock=rig.clock,
         base_url="https://x",
     )
+
+
+def test_removing_a_member_withdraws_the_invitations_they_sent(rig, access, invitations, tmp_path):
     owner, admin = _user(rig, "owner@example.com"), _user(rig, "admin@example.com")
     with rig.uow.begin() as session:
         access.create_tenant(session, user_id=owner, name="Acme", slug="acme", client=CLIENT)
@@ -59,3 +63,38 @@ def test_removing_a_member_withdraws_the_invitations_they_sent(rig, access, tmp_
         ctx = access.resolve(session, user_id=owner, tenant_ref="acme")
         left = invitations.pending(session, ctx, after=None, limit=10)
     assert [i.email for i in left] == ["kept@example.com"]
+
+
+def test_an_invitation_grants_no_more_than_its_sender_holds_when_accepted(
+    rig, access, invitations, tmp_path
+):
+    owner, admin = _user(rig, "owner@example.com"), _user(rig, "admin@example.com")
+    with rig.uow.begin() as session:
+        access.create_tenant(session, user_id=owner, name="Acme", slug="acme", client=CLIENT)
+        ctx = access.resolve(session, user_id=owner, tenant_ref="acme")
+        access.add_member(session, ctx, user_id=admin, role=Role.ADMIN, client=CLIENT)
+    with rig.uow.begin() as session:
+        ctx = access.resolve(session, user_id=admin, tenant_ref="acme")
+        invitations.invite(session, ctx, email="alt@example.com", role=Role.ADMIN, client=CLIENT)
+        invitations.invite(session, ctx, email="ok@example.com", role=Role.ADMIN, client=CLIENT)
+    alt_token = last_token(tmp_path / "in", to="alt@example.com", subject_contains="Acme")
+    ok_token = last_token(tmp_path / "in", to="ok@example.com", subject_contains="Acme")
+    # The admin is demoted: what they could hand out as an admin is no longer theirs to give.
+    with rig.uow.begin() as session:
+        ctx = access.resolve(session, user_id=owner, tenant_ref="acme")
+        access.change_role(session, ctx, user_id=admin, role=Role.VIEWER, client=CLIENT)
+    alt = _user(rig, "alt@example.com")
+    with pytest.raises(InvitationInvalid), rig.uow.begin() as session:
+        invitations.accept(
+            session, token=alt_token, user_id=alt, email="alt@example.com", client=CLIENT
+        )
+    # Promoted again, the admin's invitation works as it was meant to.
+    with rig.uow.begin() as session:
+        ctx = access.resolve(session, user_id=owner, tenant_ref="acme")
+        access.change_role(session, ctx, user_id=admin, role=Role.ADMIN, client=CLIENT)
+    ok = _user(rig, "ok@example.com")
+    with rig.uow.begin() as session:
+        joined = invitations.accept(
+            session, token=ok_token, user_id=ok, email="ok@example.com", client=CLIENT
+        )
+    assert joined.role is Role.ADMIN
