@@ -22,8 +22,15 @@ from typing import Final, Protocol
 from sqlalchemy.orm import Session
 
 from bastion.access import recording
-from bastion.access.errors import InvalidPolicy, IpNotAllowed, PolicyLockout, TenantMfaRequired
+from bastion.access.errors import (
+    InvalidPolicy,
+    IpNotAllowed,
+    PermissionDenied,
+    PolicyLockout,
+    TenantMfaRequired,
+)
 from bastion.access.models import TenantSettingsRow
+from bastion.access.permissions import Permission
 from bastion.access.types import AccessAction, TenantContext
 from bastion.audit import AuditLog, Outcome
 from bastion.audit.events import JsonValue
@@ -180,6 +187,15 @@ class TenantPolicies:
         (409) when it would shut the caller out and ``confirm_lockout`` is not set. Refusals
         change nothing and are audited."""
         current = read_policy(session, context.tenant_id)
+        if (
+            context.api_key_id is not None
+            and current.break_glass_requires_approval
+            and change.break_glass_requires_approval is False
+        ):
+            # Letting operators in is a person's decision in a signed-in session, never a
+            # key's (api_key_policy.NOT_FOR_KEYS): lifting approval would be that decision.
+            self._refuse(session, context, client, reason="an API key cannot lift approval")
+            raise PermissionDenied(permission=Permission.BREAK_GLASS_APPROVE.value)
         allowlist = current.ip_allowlist
         networks = current.networks
         if change.ip_allowlist is not None:
