@@ -58,22 +58,39 @@ def resolve_client_address(
     """The client address: the peer, unless the peer is a trusted proxy speaking for someone.
 
     X-Forwarded-For is read right to left; trusted hops are skipped and the first untrusted
-    address is the client. Anything malformed falls back to the last trustworthy hop.
+    address is the client. Anything malformed falls back to the last trustworthy hop. An
+    IPv4-mapped address (``::ffff:a.b.c.d``, how a dual-stack listener reports IPv4 peers) is
+    the IPv4 address it carries: a trusted IPv4 proxy stays trusted, and limits and blocks see
+    one form of each client.
     """
-    if peer is None or not trusted_proxies or not forwarded_for:
-        return peer
-    if not _is_trusted(peer, trusted_proxies):
+    if peer is None:
+        return None
+    peer = _canonical(peer)
+    if not trusted_proxies or not forwarded_for or not _is_trusted(peer, trusted_proxies):
         return peer
     client = peer
     for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
         try:
-            address = ip_address(hop)
+            address = _mapped_to_ipv4(ip_address(hop))
         except ValueError:
             return client
         client = str(address)
         if not _in_any(address, trusted_proxies):
             return client
     return client
+
+
+def _mapped_to_ipv4(address: IPv4Address | IPv6Address) -> IPv4Address | IPv6Address:
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _canonical(peer: str) -> str:
+    try:
+        return str(_mapped_to_ipv4(ip_address(peer)))
+    except ValueError:
+        return peer  # not an IP address (a Unix socket's peer): kept as it is
 
 
 def _is_trusted(peer: str, trusted: Iterable[Network]) -> bool:

@@ -10,7 +10,7 @@ from ipaddress import ip_network
 
 import anyio
 
-from bastion.api.middleware import EdgeMiddleware
+from bastion.api.middleware import EdgeMiddleware, resolve_client_address
 
 PROXY = "10.0.0.5"
 
@@ -52,3 +52,12 @@ def test_a_forged_first_line_does_not_become_the_client_address():
 def test_one_line_still_reads_right_to_left():
     assert _client_ip([(b"x-forwarded-for", b"1.2.3.4, 203.0.113.9")]) == "203.0.113.9"
     assert _client_ip([]) == PROXY
+
+
+def test_a_trusted_proxy_reaching_a_dual_stack_listener_over_ipv4_is_still_trusted():
+    # The listener reports the proxy as ::ffff:10.0.0.5; taken as IPv6 it matched no trusted
+    # IPv4 network, so every client looked like the proxy: one shared rate-limit bucket.
+    proxies = [ip_network("10.0.0.0/8")]
+    assert resolve_client_address("::ffff:10.0.0.5", "203.0.113.9", proxies) == "203.0.113.9"
+    assert resolve_client_address("10.0.0.5", "::ffff:203.0.113.9", proxies) == "203.0.113.9"
+    assert resolve_client_address("::ffff:198.51.100.7", None, proxies) == "198.51.100.7"
