@@ -52,6 +52,9 @@ def create_app(container: Container) -> FastAPI:
     install_error_handlers(app)
     # Every route declares its access rule (bastion.api.access). Routers that predate those
     # declarations get theirs here, once for the whole router; newer routers declare per route.
+    # Records first: a request is matched against the routes in order, and the record routes
+    # are the hot path (bench/bench_records.py); no other router serves .../collections.
+    app.include_router(records.router)
     app.include_router(health.router, dependencies=[public()])
     app.include_router(bootstrap.router, dependencies=[public()])
     app.include_router(auth.router, dependencies=[public()])
@@ -61,7 +64,6 @@ def create_app(container: Container) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(invitations.router)
     app.include_router(api_keys.router)
-    app.include_router(records.router)
     app.include_router(security_events.router)
     app.include_router(tenant_settings.router)
     app.include_router(roles.router)
