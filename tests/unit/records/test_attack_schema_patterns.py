@@ -81,3 +81,47 @@ def test_a_pattern_re2_cannot_run_is_refused_with_a_pointer(schema, where):
 
 def test_data_that_merely_looks_like_a_pattern_is_not_a_pattern():
     compile_schema({"const": {"pattern": "(a)\\1"}, "properties": {"pattern": {"type": "string"}}})
+
+
+# anyOf evaluates every branch in full; each branch recursing into the document doubles the
+# work per level, so 40 levels of {"a": ...} cost 2^40 keyword evaluations without a budget.
+EXPONENTIAL = {
+    "$defs": {"x": {"type": "object", "additionalProperties": {"$ref": "#"}}},
+    "anyOf": [{"allOf": [{"$ref": "#/$defs/x"}, {"maxProperties": 0}]}, {"$ref": "#/$defs/x"}],
+}
+BUDGET_PROBE = """
+from bastion.records.documents import compile_schema, validate
+from bastion.errors import AppError
+import json, sys
+validator = compile_schema(json.loads(sys.argv[1]))
+document = {}
+for _ in range(40):
+    document = {"a": document}
+try:
+    validate(validator, document)
+    print("valid")
+except AppError as exc:
+    print(exc.code)
+"""
+
+
+def test_a_schema_whose_work_doubles_per_level_is_cut_off():
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", BUDGET_PROBE, json.dumps(EXPONENTIAL)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("validating one small document did not finish: exponential schema work")
+    assert done.stdout.split() == ["records.invalid_collection"]
+
+
+def test_a_modest_document_fits_the_budget():
+    validator = compile_schema(EXPONENTIAL)
+    document = {}
+    for _ in range(6):
+        document = {"a": document}
+    validate(validator, document)
