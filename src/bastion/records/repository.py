@@ -175,6 +175,17 @@ def replace_index(
             RecordIndexRow.tenant_id == tenant_id, RecordIndexRow.record_id == record_id
         )
     )
+    add_index(session, tenant_id, collection_id, record_id, digests)
+
+
+def add_index(
+    session: Session,
+    tenant_id: str,
+    collection_id: str,
+    record_id: str,
+    digests: Mapping[str, bytes],
+) -> None:
+    """The index entries of a record that has none yet (a new one): no DELETE round trip."""
     if digests:
         session.execute(
             insert(RecordIndexRow),

@@ -192,7 +192,8 @@ class SqlRecords:
         )
         session.add(record)
         session.flush()
-        repository.replace_index(session, context.tenant_id, row.id, record_id, digests)
+        # A new id has no index entries to replace (the INSERT above would have failed).
+        repository.add_index(session, context.tenant_id, row.id, record_id, digests)
         self._record_write(
             session,
             context,
