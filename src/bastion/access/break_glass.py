@@ -62,6 +62,21 @@ BREAK_GLASS_PERMISSIONS: Final = frozenset(
 )
 
 
+# ``Session.info`` flag: this request transaction is kept even if the route then fails.
+KEEP_ON_ERROR_INFO: Final = "bastion.keep_on_error"
+
+
+def keep_on_error(session: Session) -> None:
+    """Have the edge commit this transaction even if the route then raises: it holds a
+    ``break_glass.read`` entry, and a grant is read-only, so that entry is all it can hold. A
+    rolled-back probe (a 404 for a record that is not there) would leave no trace otherwise."""
+    session.info[KEEP_ON_ERROR_INFO] = True
+
+
+def kept_on_error(session: Session) -> bool:
+    return bool(session.info.get(KEEP_ON_ERROR_INFO))
+
+
 class GrantStatus(enum.StrEnum):
     PENDING = "pending"
     ACTIVE = "active"

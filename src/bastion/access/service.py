@@ -267,6 +267,7 @@ class SqlAccess:
                     client=client,
                     details={"permission": permission.value, "route": (route or "")[:200]},
                 )
+                break_glass.keep_on_error(session)
             return
         details: dict[str, JsonValue] = {"permission": permission.value, "role": context.role.value}
         if context.custom_role is not None:

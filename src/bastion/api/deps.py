@@ -25,6 +25,7 @@ from anyio import CancelScope, CapacityLimiter, to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from bastion.access.break_glass import kept_on_error
 from bastion.bootstrap import Container
 from bastion.db import bind_user
 from bastion.errors import AppError
@@ -65,7 +66,9 @@ async def get_session(container: ContainerDep) -> AsyncIterator[Session]:
     try:
         yield session
     except AppError as exc:
-        await _end(transaction, None if exc.audited_refusal else exc)  # a refusal is kept
+        # A refusal is kept, and so is a break-glass request's trace (see kept_on_error).
+        keep = exc.audited_refusal or kept_on_error(session)
+        await _end(transaction, None if keep else exc)
         raise
     except BaseException as exc:
         await _end(transaction, exc)
