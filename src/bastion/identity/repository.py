@@ -53,8 +53,17 @@ def prune_password_history(session: Session, user_id: str, keep: int) -> None:
     )
 
 
-def session_by_token_hash(session: Session, token_hash: bytes) -> AuthSession | None:
-    return session.scalar(select(AuthSession).where(AuthSession.token_hash == token_hash))
+def session_and_user_by_token_hash(
+    session: Session, token_hash: bytes
+) -> tuple[AuthSession, User] | None:
+    """The session behind a token hash with its user, in one round trip (every request
+    authenticates); None when either is missing."""
+    found = session.execute(
+        select(AuthSession, User)
+        .join(User, User.id == AuthSession.user_id)
+        .where(AuthSession.token_hash == token_hash)
+    ).one_or_none()
+    return None if found is None else (found[0], found[1])
 
 
 def live_sessions(session: Session, user_id: str, now: datetime) -> Sequence[AuthSession]:

@@ -24,7 +24,7 @@ from bastion.db.session import defer_until_commit
 from bastion.identity import repository
 from bastion.identity.errors import CsrfCheckFailed, NotAuthenticated
 from bastion.identity.factors import has_second_factor
-from bastion.identity.models import USER_AGENT_CHARS, AuthSession, User
+from bastion.identity.models import USER_AGENT_CHARS, AuthSession
 from bastion.identity.types import ClientInfo, IssuedSession, Principal, SessionId, UserId
 from bastion.kernel.clock import as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
@@ -109,15 +109,15 @@ def authenticate(
     if not token or len(token) > MAX_TOKEN_CHARS:
         raise NotAuthenticated
     digest = token_digest(token)
-    row = repository.session_by_token_hash(session, digest)
-    if (
-        row is None
-        or not hmac.compare_digest(row.token_hash, digest)
-        or not is_live(row, now=now, policy=policy)
-    ):
+    found = repository.session_and_user_by_token_hash(session, digest)
+    if found is None:
         raise NotAuthenticated
-    user = session.get(User, row.user_id)
-    if user is None or user.disabled_at is not None:
+    row, user = found
+    if (
+        not hmac.compare_digest(row.token_hash, digest)
+        or not is_live(row, now=now, policy=policy)
+        or user.disabled_at is not None
+    ):
         raise NotAuthenticated
     if require_csrf and (
         csrf_token is None
