@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -42,12 +50,23 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _network_as_text(value: object) -> object:
+    """CIDR text (or an ipaddress network) only: pydantic hands anything to ``ipaddress``, which
+    reads an integer as an address and warns about (and will refuse) a boolean."""
+    if isinstance(value, IPv4Network | IPv6Network | str):
+        return value
+    raise ValueError("a network must be written as text, e.g. 10.0.0.0/8 or fd00::/8")
+
+
+Network = Annotated[IPv4Network | IPv6Network, BeforeValidator(_network_as_text)]
+
+
 class HttpSettings(_Section):
     """The HTTP edge: body limit and which peers may speak for the client address."""
 
     max_body_bytes: int = Field(default=MIB, ge=1024, le=64 * MIB)
     # X-Forwarded-For is believed only when the direct peer is one of these networks.
-    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    trusted_proxies: tuple[Network, ...] = ()
     hsts_max_age_seconds: int = Field(default=63_072_000, ge=0)
 
 
