@@ -32,6 +32,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from bastion.access import api_key_repository as repository
+from bastion.access import recording
 from bastion.access.api_key_errors import (
     ApiKeyCannotCreateKeys,
     ApiKeyNotAllowed,
@@ -57,7 +58,7 @@ from bastion.access.models import ApiKeyRow
 from bastion.access.permissions import Permission
 from bastion.access.repository import member
 from bastion.access.types import AccessAction, TenantContext, TenantId
-from bastion.audit import AuditEvent, AuditLog, Outcome
+from bastion.audit import AuditLog, Outcome
 from bastion.audit.events import JsonValue
 from bastion.db import bind_tenant, bind_token_digest, bind_user
 from bastion.db.session import defer_until_commit
@@ -351,19 +352,16 @@ class SqlApiKeys:
         outcome: Outcome = Outcome.SUCCESS,
         details: dict[str, JsonValue] | None = None,
     ) -> None:
-        self._audit.append(
+        recording.record(
+            self._audit,
             session,
-            AuditEvent(
-                action=action.value,
-                tenant_id=tenant_id,
-                actor_user_id=actor,
-                target=target,
-                outcome=outcome,
-                source_ip=client.ip,
-                user_agent=client.user_agent,
-                request_id=client.request_id,
-                details=details or {},
-            ),
+            tenant_id,
+            action,
+            actor=actor,
+            target=target,
+            client=client,
+            outcome=outcome,
+            details=details,
         )
 
 

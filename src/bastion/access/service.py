@@ -15,7 +15,7 @@ from typing import Final, Protocol
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bastion.access import api_key_repository, break_glass, repository
+from bastion.access import api_key_repository, break_glass, recording, repository
 from bastion.access.errors import (
     AlreadyMember,
     InvalidSlug,
@@ -37,7 +37,7 @@ from bastion.access.types import (
     TenantId,
     TenantMembership,
 )
-from bastion.audit import AuditEvent, AuditLog, Outcome
+from bastion.audit import AuditLog, Outcome
 from bastion.audit.events import JsonValue
 from bastion.db import bind_tenant
 from bastion.identity import ClientInfo
@@ -489,19 +489,16 @@ class SqlAccess:
         outcome: Outcome = Outcome.SUCCESS,
         details: dict[str, JsonValue] | None = None,
     ) -> None:
-        self._audit.append(
+        recording.record(
+            self._audit,
             session,
-            AuditEvent(
-                action=action.value,
-                tenant_id=tenant_id,
-                actor_user_id=actor,
-                target=target,
-                outcome=outcome,
-                source_ip=client.ip,
-                user_agent=client.user_agent,
-                request_id=client.request_id,
-                details=details or {},
-            ),
+            tenant_id,
+            action,
+            actor=actor,
+            target=target,
+            client=client,
+            outcome=outcome,
+            details=details,
         )
 
 
