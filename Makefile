@@ -34,8 +34,10 @@ security: $(STAMP)
 audit-deps: $(STAMP)
 	$(BIN)/python security/audit_deps.py
 
+# PYTEST_WORKERS=0 runs the suite in one process (for debugging with -s or pdb).
+PYTEST_WORKERS ?= 2
 test: lint typecheck security audit-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # CycloneDX SBOM of what `pip install .` brings (the runtime set, not the dev tools), written
 # to build/sbom.json. Not part of `make test`: it builds a second virtual environment.
