@@ -62,7 +62,14 @@ from bastion.audit import AuditLog, Outcome
 from bastion.audit.events import JsonValue
 from bastion.db import bind_tenant, bind_token_digest, bind_user
 from bastion.db.session import defer_until_commit
-from bastion.identity import ClientInfo, NotAuthenticated, Principal, SessionId, UserId
+from bastion.identity import (
+    ClientInfo,
+    NotAuthenticated,
+    Principal,
+    SessionId,
+    UserId,
+    account_is_active,
+)
 from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
 
@@ -223,6 +230,12 @@ class SqlApiKeys:
         now = self._clock.now()
         if row.revoked_at is not None or as_utc(row.expires_at) <= now:
             reason = "revoked" if row.revoked_at is not None else "expired"
+            self._refuse(session, row.tenant_id, row.id, row.user_id, client, reason=reason)
+            raise ApiKeyRefused
+        # Disabling an account revokes its keys in the same transaction; this read makes a key
+        # of a disabled account useless even if some future path forgets to.
+        if not account_is_active(session, row.user_id):
+            reason = "account_disabled"
             self._refuse(session, row.tenant_id, row.id, row.user_id, client, reason=reason)
             raise ApiKeyRefused
         if row.last_used_at is None or now - as_utc(row.last_used_at) >= LAST_USED_INTERVAL:

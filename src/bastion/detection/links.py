@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 import hmac
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -23,6 +24,13 @@ MAX_TOKEN_CHARS = 128
 class LinkPurpose(enum.StrEnum):
     UNLOCK = "unlock"
     REPORT = "report"
+
+
+class Redeemed(NamedTuple):
+    """Whose link it was, and when it was issued (a link answers only what preceded it)."""
+
+    user_id: str
+    issued_at: datetime
 
 
 def new_link_token() -> str:
@@ -54,8 +62,8 @@ def store(
     session.flush()
 
 
-def redeem(session: Session, *, token: str, purpose: LinkPurpose, now: datetime) -> str:
-    """Consume ``token`` for ``purpose``; the user id it was issued to, or LinkInvalid."""
+def redeem(session: Session, *, token: str, purpose: LinkPurpose, now: datetime) -> Redeemed:
+    """Consume ``token`` for ``purpose``; whom and when it was issued to, or LinkInvalid."""
     if not token or len(token) > MAX_TOKEN_CHARS:
         raise LinkInvalid
     digest = token_digest(token)
@@ -76,4 +84,4 @@ def redeem(session: Session, *, token: str, purpose: LinkPurpose, now: datetime)
     )
     if not getattr(result, "rowcount", 0):
         raise LinkInvalid
-    return row.user_id
+    return Redeemed(user_id=row.user_id, issued_at=as_utc(row.created_at))

@@ -57,10 +57,16 @@ class Detection:
         """End a failures lock with the e-mailed unlock link (single use). Raises LinkInvalid.
         A "this wasn't me" lock is not ended this way: only a password reset ends it."""
         now = self._clock.now()
-        user_id = links.redeem(session, token=token, purpose=LinkPurpose.UNLOCK, now=now)
+        user_id, issued_at = links.redeem(session, token=token, purpose=LinkPurpose.UNLOCK, now=now)
         lock = repository.active_lock(session, user_id, now=now, password_changed_at=None)
         released = False
-        if lock is not None and lock.reason == repository.REASON_FAILURES:
+        # A link ends the lock it was mailed for, never a later one: an old, unused link (or a
+        # copy an attacker kept) must not lift a lock that new failures have just set.
+        if (
+            lock is not None
+            and lock.reason == repository.REASON_FAILURES
+            and as_utc(lock.locked_at) <= issued_at
+        ):
             released = repository.release(session, user_id, now=now)
         self._audit.append(
             session,
@@ -121,7 +127,7 @@ class Detection:
         link is mailed, and a HIGH security event is recorded. Returns the sessions revoked.
         Raises LinkInvalid."""
         now = self._clock.now()
-        user_id = links.redeem(session, token=token, purpose=LinkPurpose.REPORT, now=now)
+        user_id, _ = links.redeem(session, token=token, purpose=LinkPurpose.REPORT, now=now)
         repository.lock(
             session, user_id, reason=repository.REASON_REPORTED, failures=0, now=now, until=None
         )

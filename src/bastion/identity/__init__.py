@@ -21,6 +21,7 @@ from bastion.identity.errors import (
 from bastion.identity.events import AuditTrail, EventOutcome, IdentityEvent, LogOnlyAuditTrail
 from bastion.identity.first_operator import FirstOperatorBootstrap, IssuedLink
 from bastion.identity.passwords import Argon2Parameters, PasswordHasher, PasswordPolicy
+from bastion.identity.repository import account_is_active
 from bastion.identity.service import Identity, SqlIdentity
 from bastion.identity.types import (
     Account,
@@ -60,5 +61,6 @@ __all__ = [
     "SessionInfo",
     "SqlIdentity",
     "UserId",
+    "account_is_active",
     "normalise_email",
 ]

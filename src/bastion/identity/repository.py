@@ -26,6 +26,12 @@ def user_by_id(session: Session, user_id: str, *, for_update: bool = False) -> U
     return session.scalar(query)
 
 
+def account_is_active(session: Session, user_id: str) -> bool:
+    """True when the account exists and is not disabled (one primary-key read)."""
+    disabled_at = session.execute(select(User.disabled_at).where(User.id == user_id)).first()
+    return disabled_at is not None and disabled_at[0] is None
+
+
 def operator_exists(session: Session) -> bool:
     count = session.scalar(select(func.count()).select_from(User).where(User.is_operator))
     return bool(count)

@@ -206,6 +206,25 @@ def test_revoked_expired_and_unknown_keys_get_the_same_401_and_refusals_are_audi
         keys.revoke(session, world.context(session, ann, acme), key_id=doomed.key.id, client=CLIENT)
 
 
+def test_a_key_of_a_disabled_account_is_refused_even_if_it_was_not_revoked(world, engine):
+    ann = world.user("ann")
+    acme = world.tenant(ann, "acme")
+    issued = world.create(ann, acme)
+    world.use(issued.secret, acme.id)
+    # A disable path that forgot to revoke keys (every real one revokes them in its transaction).
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE users SET disabled_at = :now WHERE id = :id"),
+            {"now": world.rig.clock.now(), "id": ann},
+        )
+    with pytest.raises(ApiKeyRefused):
+        world.use(issued.secret, acme.id)
+    refused = world.actions(acme, "access.api_key_refused")
+    assert [(r.target, r.details["reason"]) for r in refused] == [
+        (issued.key.id, "account_disabled")
+    ]
+
+
 def test_a_key_on_another_tenant_of_its_creator_is_not_found_and_audited(world):
     ann = world.user("ann")
     acme, globex = world.tenant(ann, "acme"), world.tenant(ann, "globex")

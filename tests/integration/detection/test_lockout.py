@@ -73,6 +73,24 @@ def test_the_unlock_link_ends_the_lock_once(rig):
         rig.detection.unlock(session, token=token, client=ALICE)
 
 
+def test_an_old_unused_unlock_link_does_not_lift_a_later_lock(rig):
+    rig.signup(EMAIL)
+    _fail(rig, 5)
+    first_link = last_token(rig.mail_dir, to=EMAIL, subject_contains="locked")
+    rig.advance(seconds=301)  # the first lock runs out unused; new failures lock again
+    _fail(rig, 5)
+    second_link = last_token(rig.mail_dir, to=EMAIL, subject_contains="locked")
+    assert second_link != first_link
+
+    with rig.uow.begin() as session:
+        rig.detection.unlock(session, token=first_link, client=ALICE)
+    with pytest.raises(InvalidCredentials):  # still locked: the old link answered nothing
+        rig.login(EMAIL, PASSWORD)
+    with rig.uow.begin() as session:
+        rig.detection.unlock(session, token=second_link, client=ALICE)
+    assert rig.login(EMAIL, PASSWORD).token
+
+
 def test_a_made_up_or_oversized_unlock_token_changes_nothing(rig):
     user_id = rig.signup(EMAIL)
     _fail(rig, 5)
