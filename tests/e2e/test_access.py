@@ -5,6 +5,7 @@ import json
 import httpx
 import pytest
 
+from tests.support.http import problem as _problem
 from tests.support.identity import CHEAP_ARGON2_ENV, last_token
 from tests.support.server import ServerProcess
 
@@ -41,15 +42,6 @@ class User:
     @property
     def headers(self):
         return {"Authorization": f"Bearer {self.token}"}
-
-
-def _problem(response, status, code=None):
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    if code is not None:
-        assert body["code"] == code
-    return body
 
 
 def _create(server, owner, slug, name="Acme Corp"):

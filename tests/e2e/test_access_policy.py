@@ -10,6 +10,8 @@ import httpx
 import pyotp
 import pytest
 
+from tests.support.http import bearer as _bearer
+from tests.support.http import problem as _problem
 from tests.support.identity import CHEAP_ARGON2_ENV
 from tests.support.server import ServerProcess, run_cli
 
@@ -24,17 +26,6 @@ def server(tmp_path_factory):
     process.start()
     yield process
     process.stop()
-
-
-def _bearer(token):
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _problem(response, status, code):
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["code"] == code
-    return response.json()
 
 
 def _user(server, email):

@@ -8,6 +8,8 @@ import pyotp
 import pytest
 
 from tests.support import server as server_support
+from tests.support.http import bearer as _bearer
+from tests.support.http import problem as _problem
 from tests.support.identity import CHEAP_ARGON2_ENV
 from tests.support.server import ServerProcess
 
@@ -72,19 +74,6 @@ class User:
     def request(self, method, path, headers=None, **kwargs):
         headers = {**self.headers, **(headers or {})}
         return self.server.client.request(method, path, headers=headers, **kwargs)
-
-
-def _bearer(key):
-    return {"Authorization": f"Bearer {key}"}
-
-
-def _problem(response, status, code=None):
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    if code is not None:
-        assert body["code"] == code, body
-    return body
 
 
 def _tenant(owner, slug):

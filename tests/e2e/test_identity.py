@@ -5,6 +5,7 @@ import time
 import httpx
 import pytest
 
+from tests.support.http import bearer as _bearer
 from tests.support.identity import CHEAP_ARGON2_ENV, last_token, read_mails
 from tests.support.server import ServerProcess, run_cli
 
@@ -39,10 +40,6 @@ def _login(server, email, password=PASSWORD, client=None):
     )
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def _bearer(token):
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _assert_problem(response, status, code=None):

@@ -7,6 +7,8 @@ import pytest
 
 from tests.support import server as server_support
 from tests.support.authenticator import SoftAuthenticator
+from tests.support.http import bearer as _bearer
+from tests.support.http import problem as _problem
 from tests.support.identity import CHEAP_ARGON2_ENV
 from tests.support.server import ServerProcess, run_cli
 
@@ -29,17 +31,6 @@ def server(tmp_path_factory):
     finally:
         server_support.STARTUP_TIMEOUT_SECONDS = default_timeout
         process.stop()
-
-
-def _bearer(token):
-    return {"Authorization": f"Bearer {token}"}
-
-
-def _problem(response, status, code):
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["code"] == code
-    return response.json()
 
 
 def _login(server, email):

@@ -7,6 +7,7 @@ import threading
 import httpx
 import pytest
 
+from tests.support.http import problem as _problem
 from tests.support.identity import CHEAP_ARGON2_ENV
 from tests.support.server import ServerProcess
 
@@ -83,15 +84,6 @@ def acme(server):
 @pytest.fixture(scope="module")
 def globex(server):
     return Owner(server, "globex")
-
-
-def _problem(response, status, code=None):
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    if code is not None:
-        assert body["code"] == code
-    return body
 
 
 def _count(owner):
