@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from bastion.access import SqlAccess, SqlApiKeys, SqlInvitations
+from bastion.access import invitations as access_invitations
 from bastion.access.governance import Governance, build_governance
 from bastion.alerts import SecurityEvent, Severity, SqlSecurityEvents
 from bastion.alerts.delivery import AlertDelivery, DeliveryReport
@@ -35,6 +36,7 @@ from bastion.backup import BackupService, BackupTarget, LocalTarget, S3Target, s
 from bastion.crypto import (
     Keyring,
     LocalKeyProvider,
+    SystemSealedColumn,
     create_key_file,
     verify_signature,
     write_self_signed_certificate,
@@ -49,6 +51,8 @@ from bastion.db.roles import app_role_problems
 from bastion.detection import Counters, Detection, SqlLoginGuard
 from bastion.errors import StartupError
 from bastion.identity import FirstOperatorBootstrap, IssuedLink
+from bastion.identity import keys as identity_keys
+from bastion.identity import mfa as identity_mfa
 from bastion.identity.directory import SqlUserDirectory
 from bastion.identity.events import AuditLogTrail, AuditTrail
 from bastion.identity.guard import LoginGuard
@@ -65,10 +69,19 @@ from bastion.mail import (
     SmtpOutbox,
     SqlMailQueue,
 )
+from bastion.mail import queue as mail_queue_module
 from bastion.records import RecordsReencryptionTarget, SqlRecords, TamperAlarm
 from bastion.settings import Settings
 
 T = TypeVar("T")
+# Every column holding values sealed with the system data key, as each domain declares it
+# (ORM column, purpose). A unit test checks that each ``seal_system`` call's purpose is here.
+SYSTEM_SEALED_COLUMNS = (
+    *identity_keys.SYSTEM_SEALED,
+    *identity_mfa.SYSTEM_SEALED,
+    *mail_queue_module.SYSTEM_SEALED,
+    *access_invitations.SYSTEM_SEALED,
+)
 DATA_DIR_MODE = 0o700
 DATABASE_FILE_MODE = 0o600
 READINESS_TIMEOUT_SECONDS = 2
@@ -133,6 +146,11 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     api_keys = SqlApiKeys(audit_log=audit_log, clock=clock)
     # Records are sealed under tenant data keys: rotation re-encrypts them, retirement counts them.
     keyring.register_target(RecordsReencryptionTarget(engine=engine))
+    # System-sealed columns: system data-key rotation re-encrypts them, retirement counts them.
+    for column, purpose in SYSTEM_SEALED_COLUMNS:
+        keyring.register_system_column(
+            SystemSealedColumn.of(column, purpose=purpose, engine=engine)
+        )
     security_events = SqlSecurityEvents(settings=settings.alerts, clock=clock)
     login_guard = SqlLoginGuard(
         settings=settings.detection,

@@ -194,6 +194,43 @@ def test_tenant_pages_follow_the_cursor(server, operator, tenant):
     assert {tenant["id"], created.json()["id"]} <= set(seen)
 
 
+def test_system_key_rotation_and_reencryption(server, operator, tenant):
+    client = server.client
+    for path in (f"{KEYS}/system/rotate", f"{KEYS}/system/reencrypt"):
+        _problem(client.post(path, headers=tenant["owner"]), 403, "access.operator_only")
+    data_versions = [
+        key["version"]
+        for key in client.get(KEYS, headers=operator).json()["system_keys"]
+        if key["name"] == "data"
+    ]
+
+    rotated = client.post(f"{KEYS}/system/rotate", headers=operator)
+    assert rotated.status_code == 200, rotated.text
+    new = rotated.json()["version"]["version"]
+    assert new == max(data_versions) + 1
+    assert (
+        max(data_versions) in client.get(KEYS, headers=operator).json()["pending_system_versions"]
+    )
+
+    reencrypted = client.post(f"{KEYS}/system/reencrypt", headers=operator)
+    assert reencrypted.status_code == 200, reencrypted.text
+    targets = {t["target"]: t for t in reencrypted.json()["targets"]}
+    assert {"system:users.email_sealed", "system:totp_credentials.secret_sealed"} <= set(targets)
+    # At least the operator's and the owner's addresses, and the operator's TOTP secret.
+    assert targets["system:users.email_sealed"]["rows_reencrypted"] >= 2
+    assert targets["system:totp_credentials.secret_sealed"]["rows_reencrypted"] >= 1
+    assert all(t["finished"] and t["to_version"] == new for t in targets.values())
+    status = client.get(KEYS, headers=operator).json()
+    assert all(job["finished"] for job in status["system_reencryption"])
+
+    # The re-sealed addresses open, and no answer carried one or any key material.
+    me = client.get("/api/v1/me", headers=tenant["owner"])
+    assert me.json()["email"] == "keys-owner@example.com"
+    for answer in (rotated, reencrypted):
+        assert "@example.com" not in answer.text
+        assert "wrapped" not in answer.text
+
+
 def test_operator_key_actions_are_audited_and_the_chains_verify(server, operator, tenant):
     exported = run_cli("audit", "export", "--tenant", "system", env=server.env)
     assert exported.returncode == 0, exported.stderr
@@ -204,6 +241,8 @@ def test_operator_key_actions_are_audited_and_the_chains_verify(server, operator
         assert actions[action]["actor"] is not None
     assert actions["operator.key_rotated"]["details"] == {"tenant": tenant["id"], "version": 2}
     assert "operator.keys_reencrypted" in actions
+    assert "operator.system_key_rotated" in actions
+    assert "operator.system_keys_reencrypted" in actions
     on_tenant = run_cli("audit", "export", "--tenant", tenant["id"], env=server.env)
     tenant_lines = [json.loads(line) for line in on_tenant.stdout.splitlines() if line.strip()]
     tenant_actions = [line["action"] for line in tenant_lines if line.get("type") == "event"]

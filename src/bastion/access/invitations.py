@@ -32,6 +32,8 @@ from bastion.mail import MailQueue, OutgoingMail
 
 INVITATION_LIFETIME: Final = timedelta(days=7)
 EMAIL_PURPOSE: Final = "access.invitation_email"
+# Registered by bootstrap for system data-key re-encryption (``crypto.SystemSealedColumn``).
+SYSTEM_SEALED: Final = ((InvitationRow.email_sealed, EMAIL_PURPOSE),)
 MAX_TOKEN_CHARS: Final = 128
 MAX_PAGE_SIZE: Final = 200
 

@@ -24,7 +24,16 @@ keys_app = typer.Typer(
     no_args_is_help=True,
 )
 
-TenantOption = Annotated[str, typer.Option("--tenant", help="The tenant id.")]
+TenantOption = Annotated[str | None, typer.Option("--tenant", help="The tenant id.")]
+RequiredTenant = Annotated[str, typer.Option("--tenant", help="The tenant id.")]
+SystemOption = Annotated[
+    bool,
+    typer.Option(
+        "--system",
+        help="The system data key (Bastion's own secrets: e-mail addresses, TOTP secrets, "
+        "queued mail, invitations) instead of a tenant's.",
+    ),
+]
 
 
 def _say(text: str) -> None:
@@ -41,6 +50,13 @@ def _progress() -> Progress:
         console=console,
         transient=False,
     )
+
+
+def _owner(tenant: str | None, system: bool) -> str | None:
+    """The tenant id, or None for the system data key; exactly one of the two options."""
+    if system == (tenant is not None):
+        fail("give exactly one of --tenant <tenant id> or --system")
+    return tenant
 
 
 @contextmanager
@@ -144,23 +160,35 @@ def _token_provider(container: Container, key_label: str) -> Pkcs11KeyProvider:
 
 
 @keys_app.command("rotate")
-def rotate(ctx: typer.Context, tenant: TenantOption) -> None:
-    """Start a new data-key version for the tenant; new writes use it at once."""
+def rotate(ctx: typer.Context, tenant: TenantOption = None, system: SystemOption = False) -> None:
+    """Start a new data-key version for the tenant (or the system); new writes use it at once."""
+    owner = _owner(tenant, system)
     with _container(ctx) as container:
-        version = container.keyring.rotate(tenant)
+        if owner is None:
+            version = container.keyring.rotate_system_key()
+        else:
+            version = container.keyring.rotate(owner)
+    which, option = (
+        ("system", "--system") if owner is None else (f"tenant {owner}", f"--tenant {owner}")
+    )
     _say(
-        f"tenant {tenant}: data key version {version.version} is active; run "
-        f"`bastion keys reencrypt --tenant {tenant}` to move older data to it"
+        f"{which}: data key version {version.version} is active; run "
+        f"`bastion keys reencrypt {option}` to move older data to it"
     )
 
 
 @keys_app.command("reencrypt")
-def reencrypt(ctx: typer.Context, tenant: TenantOption) -> None:
-    """Re-encrypt the tenant's data under its active key version. Resumable after a crash."""
+def reencrypt(
+    ctx: typer.Context, tenant: TenantOption = None, system: SystemOption = False
+) -> None:
+    """Re-encrypt the tenant's (or the system's) data under its active key version. Resumable
+    after a crash: run it again and it continues from the last saved batch."""
+    owner = _owner(tenant, system)
     with _container(ctx) as container:
         keyring = container.keyring
-        if not keyring.targets:
-            _say("no store of sealed tenant data is registered yet; nothing to re-encrypt")
+        stores = keyring.targets if owner is not None else keyring.system_columns
+        if not stores:
+            _say("no store of sealed data is registered; nothing to re-encrypt")
             return
         with _progress() as progress:
             task = progress.add_task("re-encrypting", total=None)
@@ -172,7 +200,10 @@ def reencrypt(ctx: typer.Context, tenant: TenantOption) -> None:
                     completed=report.rows_scanned,
                 )
 
-            reports = keyring.reencrypt(tenant, progress=advance)
+            if owner is None:
+                reports = keyring.reencrypt_system(progress=advance)
+            else:
+                reports = keyring.reencrypt(owner, progress=advance)
     for report in reports:
         _say(
             f"{report.target}: {report.rows_reencrypted} re-encrypted of {report.rows_scanned} "
@@ -183,20 +214,30 @@ def reencrypt(ctx: typer.Context, tenant: TenantOption) -> None:
 @keys_app.command("retire")
 def retire(
     ctx: typer.Context,
-    tenant: TenantOption,
     version: Annotated[int, typer.Option("--version", min=1, help="The version to destroy.")],
+    tenant: TenantOption = None,
+    system: SystemOption = False,
 ) -> None:
     """Destroy a superseded data-key version once nothing uses it (refused, saying why, if not)."""
+    owner = _owner(tenant, system)
     with _container(ctx) as container:
-        container.keyring.retire(tenant, version)
-    _say(f"tenant {tenant}: data key version {version} retired (destroyed)")
+        if owner is None:
+            container.keyring.retire_system_key(version)
+        else:
+            container.keyring.retire(owner, version)
+    which = "system" if owner is None else f"tenant {owner}"
+    _say(f"{which}: data key version {version} retired (destroyed)")
 
 
 @keys_app.command("versions")
-def versions(ctx: typer.Context, tenant: TenantOption) -> None:
-    """List the tenant's data-key versions (no key material)."""
+def versions(ctx: typer.Context, tenant: TenantOption = None, system: SystemOption = False) -> None:
+    """List the tenant's (or the system's) data-key versions (no key material)."""
+    owner = _owner(tenant, system)
     with _container(ctx) as container:
-        found = container.keyring.key_versions(tenant)
+        if owner is None:
+            found = container.keyring.system_key_versions()
+        else:
+            found = container.keyring.key_versions(owner)
     for item in found:
         _say(
             f"{item.version}\t{item.status}\t{item.encryptions_reserved} encryptions reserved\t"
@@ -224,7 +265,7 @@ def export_public(
 @keys_app.command("shred")
 def shred(
     ctx: typer.Context,
-    tenant: TenantOption,
+    tenant: RequiredTenant,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Crypto-shred a tenant: destroy its data keys for good and record it in the erasure ledger."""

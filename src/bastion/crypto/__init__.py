@@ -26,6 +26,7 @@ from bastion.crypto.kms.local import LocalKeyProvider, create_key_file, replace_
 from bastion.crypto.primitives import verify_signature
 from bastion.crypto.reencrypt import ReencryptionTarget, SealedItem, TableReencryptionTarget
 from bastion.crypto.streaming import StreamKeys, StreamOpener, StreamSealer
+from bastion.crypto.system_sealed import SystemSealedColumn
 from bastion.crypto.tls import write_self_signed_certificate
 from bastion.crypto.types import ErasureReceipt, KekRotationReport, KeyVersion, ReencryptionReport
 
@@ -51,6 +52,7 @@ __all__ = [
     "StreamKeys",
     "StreamOpener",
     "StreamSealer",
+    "SystemSealedColumn",
     "TableReencryptionTarget",
     "TenantErasedError",
     "create_key_file",

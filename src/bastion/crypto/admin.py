@@ -37,6 +37,7 @@ from bastion.crypto.kms.base import KeyProvider
 from bastion.crypto.models import (
     STATUS_ACTIVE,
     STATUS_RETIRED,
+    SYSTEM_JOB_OWNER,
     ReencryptionJob,
     SystemKey,
     TenantKey,
@@ -67,6 +68,8 @@ def check_tenant_id(tenant: str) -> None:
     """InvalidInput unless ``tenant`` fits the 36-character tenant_id columns."""
     if not tenant or len(tenant) > MAX_TENANT_ID_CHARS:
         raise InvalidInput(f"a tenant id has 1 to {MAX_TENANT_ID_CHARS} characters")
+    if tenant == SYSTEM_JOB_OWNER:
+        raise InvalidInput(f"{SYSTEM_JOB_OWNER!r} is reserved for the system's own keys")
 
 
 def _version_info(owner: Owner, row: KeyRow) -> KeyVersion:
@@ -305,7 +308,7 @@ class KeyAdministration:
             for target in self._targets.values()
         ]
 
-    def _start_job(self, tenant: str, target: str, to_version: int) -> ReencryptionJob:
+    def start_job(self, tenant: str, target: str, to_version: int) -> ReencryptionJob:
         now = self._keyring.clock.now()
         with self._keyring.uow.begin() as session:
             job = repo.job(session, tenant, target)
@@ -321,8 +324,11 @@ class KeyAdministration:
                     updated_at=now,
                 )
                 session.add(job)
-            elif job.to_version != to_version:
-                # Rotated again since the last pass: start over towards the newer version.
+            elif job.to_version != to_version or job.finished:
+                # Rotated again since the last pass: start over towards the newer version. Or
+                # asked again after a finished pass: a process still writing with the superseded
+                # version from its cache (up to one cache lifetime) may have added old values
+                # behind the cursor, and retirement tells the operator to run the pass again.
                 job.to_version, job.cursor, job.rows_done = to_version, None, 0
                 job.finished, job.started_at, job.updated_at = False, now, now
             session.flush()
@@ -337,7 +343,7 @@ class KeyAdministration:
         progress: ReencryptProgress | None,
     ) -> ReencryptionReport:
         keyring = self._keyring
-        job = self._start_job(tenant, target.name, to_version)
+        job = self.start_job(tenant, target.name, to_version)
         cursor, done, scanned, changed = job.cursor, job.rows_done, 0, 0
         finished = job.finished
         while not finished:
@@ -363,7 +369,7 @@ class KeyAdministration:
                 cursor = items[-1].record_id
                 scanned += len(items)
                 done += len(replacements)
-            if not self._save_progress(
+            if not self.save_progress(
                 tenant, target.name, to_version=to_version, cursor=cursor, done=done, fin=finished
             ):
                 break  # shredded or rotated again meanwhile: that pass owns the job now
@@ -380,7 +386,7 @@ class KeyAdministration:
             raise self._keyring.integrity_error(tenant, purpose, record_id, str(exc)) from None
         return head.version
 
-    def _save_progress(
+    def save_progress(
         self,
         tenant: str,
         target: str,

@@ -12,10 +12,19 @@ Recipes (no knobs; nonces and keys are made here, never taken from callers)::
 Key management (``provision_tenant``, ``rotate``, ``reencrypt``, ``retire``, ``shred_tenant``,
 ``rotate_kek``) lives in ``bastion.crypto.admin`` and is reached through this class too.
 
-Caching. Unwrapped keys live only in memory, in bounded maps (``MAX_CACHED_KEYS`` entries, oldest
-evicted first) that keep the ``AESGCM`` objects themselves (building one per call costs ~35 %,
-PERF-NOTES). Entries live ``KEY_CACHE_TTL_SECONDS``: that bounds how long another process keeps
-using a version this process rotated, or a key this process shredded.
+Caching. Unwrapped keys live only in memory, in bounded maps (``MAX_CACHED_KEYS`` owners, oldest
+evicted first, each with at most ``MAX_CACHED_VERSIONS`` versions) that keep the ``AESGCM``
+objects themselves (building one per call costs ~35 %, PERF-NOTES). Entries live
+``KEY_CACHE_TTL_SECONDS``: that bounds how long another process keeps using a version this process
+rotated, or a key this process shredded.
+
+Hot path (``seal``/``open`` of a 1 KiB record; bench/bench_crypto.py). What it costs beyond the two
+AESGCM calls, and why each part stays: a nonce from ``crypto.nonces`` (a pool of OS-random
+nonces: one getrandom call per 1,024, where one per nonce cost as much as a third of the AES
+work here); the header and nonce joined to the ciphertext, and the ciphertext sliced out again
+(two copies of the record, forced by a ``bytes`` in, ``bytes`` out API); the associated data
+(cached prefix + record id); one clock read each (the cache lifetime above is a security bound,
+not a hint); dictionary subscripts rather than ``.get`` calls and no tuple keys.
 
 Encryption counter. Random 96-bit nonces allow at most 2^32 encryptions per key (NIST SP 800-38D
 section 8.3). Before encrypting, a process *reserves* ``RESERVATION_BLOCK`` encryptions by adding
@@ -35,7 +44,6 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from os import urandom
 from time import monotonic
 from typing import Final, TypeVar
 
@@ -74,6 +82,7 @@ from bastion.crypto.errors import (
 )
 from bastion.crypto.kms.base import KeyProvider
 from bastion.crypto.models import STATUS_RETIRED, SystemKey
+from bastion.crypto.nonces import NONCES as _NONCES
 from bastion.crypto.primitives import (
     hkdf_sha256,
     hmac_sha256,
@@ -84,6 +93,8 @@ from bastion.crypto.primitives import (
 from bastion.crypto.reencrypt import ReencryptionTarget
 from bastion.crypto.repository import KeyRow, Owner, system_owner, tenant_owner
 from bastion.crypto.status import KeyringStatus, TenantKeyStatus, keyring_status, tenant_statuses
+from bastion.crypto.system_admin import SystemKeyAdministration
+from bastion.crypto.system_sealed import SystemSealedColumn
 from bastion.crypto.types import (
     ErasureReceipt,
     KekRotationReport,
@@ -102,12 +113,17 @@ RESERVATION_BLOCK: Final = 2**16
 KEY_CACHE_TTL_SECONDS: Final = 60.0
 MAX_CACHED_KEYS: Final = 10_000
 MAX_CACHED_PURPOSES: Final = 1024
+MAX_CACHED_VERSIONS: Final = 64
 _MOVED_OR_TAMPERED: Final = "tampered, or moved from another record or tenant"
 # Each lost round means another process reserved or rotated and committed: progress was made,
 # so a generous bound only matters in a stampede at the moment a key reaches its limit.
 CONFLICT_RETRIES: Final = 20
 
 SYSTEM_MAC_INFO: Final = b"bastion:system-mac:v1:"
+
+
+_KeyCache = dict[str, dict[bytes, "_CachedKey"]]
+_NO_KEYS: Final[dict[bytes, _CachedKey]] = {}
 
 
 class _CachedKey:
@@ -162,15 +178,17 @@ class Keyring:
         self._lock = threading.RLock()
         self._active: dict[str, _ActiveKey] = {}
         self._active_system: _ActiveKey | None = None
-        # (owner as bound in the AAD, 6-byte header) -> key; the header carries kind and version.
-        self._keys: dict[tuple[str, bytes], _CachedKey] = {}
+        # owner as bound in the AAD -> 6-byte header -> key (the header carries kind and version).
+        # Nested rather than keyed by a tuple: no tuple to build and hash on every open.
+        self._keys: _KeyCache = {}
         # System keys live in their own map: a tenant whose id happened to be "system" must
         # never reach a system key through the tenant fast path.
-        self._system_keys: dict[tuple[str, bytes], _CachedKey] = {}
+        self._system_keys: _KeyCache = {}
         self._index_keys: dict[str, tuple[bytes, float]] = {}
         self._mac_keys: dict[str, bytes] = {}
         self._signing: tuple[Callable[[bytes], bytes], bytes] | None = None
         self._admin = KeyAdministration(self)
+        self._system_admin = SystemKeyAdministration(self, self._admin)
         self._recorder: KeyEventRecorder | None = None
 
     def record_events_with(self, recorder: KeyEventRecorder) -> None:
@@ -192,15 +210,24 @@ class Keyring:
         value it fails. Raises KeyNotProvisionedError, TenantErasedError, InvalidInput (purpose
         or record id over 1,024 characters).
         """
-        key = self._active.get(tenant)
-        if key is None or next(key.tickets) >= key.block:
+        try:
+            key = self._active[tenant]
+        except KeyError:
             key = self._reserve(tenant_owner(tenant))
-        elif monotonic() > key.fresh_until:
-            key = self._revalidate(tenant_owner(tenant), key)
-        aad = key.aads.get(purpose)
-        if aad is None or len(record_id) > MAX_NAME_BYTES:
+        else:
+            if next(key.tickets) >= key.block:
+                key = self._reserve(tenant_owner(tenant))
+            elif monotonic() > key.fresh_until:
+                key = self._revalidate(tenant_owner(tenant), key)
+        try:
+            aad = key.aads[purpose]
+        except KeyError:
             aad = self._aad_prefix(key, tenant, purpose, record_id)
-        nonce = urandom(NONCE_BYTES)
+        if len(record_id) > MAX_NAME_BYTES:
+            self._aad_prefix(key, tenant, purpose, record_id)  # raises InvalidInput
+        pool, offsets = _NONCES.state  # crypto.nonces: random, each handed out once
+        at = next(offsets)
+        nonce = pool[at : at + NONCE_BYTES] or _NONCES.refill()
         try:
             return key.head + nonce + key.aead.encrypt(nonce, plaintext, aad + record_id.encode())
         except UnicodeEncodeError:
@@ -214,14 +241,14 @@ class Keyring:
         """
         # Only headers that passed full validation once are ever cached, so a hit means the
         # format, kind and version are known; anything else takes the slow, checking path.
+        # Subscripts, not .get(): a miss (rare: once per key and purpose) costs an exception,
+        # a hit costs no method call.
         try:
-            entry = self._keys.get((tenant, sealed[:HEADER_BYTES]))
-        except TypeError:  # not bytes (None, a memoryview...): the checking path says so
+            entry = self._keys[tenant][sealed[:HEADER_BYTES]]
+            aad = entry.aads[purpose]
+        except (KeyError, TypeError):  # a miss, or not bytes: the checking path says which
             return self._open(KIND_TENANT, tenant, purpose, record_id, sealed)
-        if entry is None or len(sealed) < MIN_SEALED_BYTES or monotonic() > entry.fresh_until:
-            return self._open(KIND_TENANT, tenant, purpose, record_id, sealed)
-        aad = entry.aads.get(purpose)
-        if aad is None:
+        if len(sealed) < MIN_SEALED_BYTES or monotonic() > entry.fresh_until:
             return self._open(KIND_TENANT, tenant, purpose, record_id, sealed)
         try:
             return entry.aead.decrypt(
@@ -241,10 +268,15 @@ class Keyring:
             key = self._reserve(system_owner(SYSTEM_DATA))
         elif monotonic() > key.fresh_until:
             key = self._revalidate(system_owner(SYSTEM_DATA), key)
-        aad = key.aads.get(purpose)
-        if aad is None or len(record_id) > MAX_NAME_BYTES:
+        try:
+            aad = key.aads[purpose]
+        except KeyError:
             aad = self._aad_prefix(key, SYSTEM_OWNER, purpose, record_id)
-        nonce = urandom(NONCE_BYTES)
+        if len(record_id) > MAX_NAME_BYTES:
+            self._aad_prefix(key, SYSTEM_OWNER, purpose, record_id)  # raises InvalidInput
+        pool, offsets = _NONCES.state  # crypto.nonces: random, each handed out once
+        at = next(offsets)
+        nonce = pool[at : at + NONCE_BYTES] or _NONCES.refill()
         try:
             return key.head + nonce + key.aead.encrypt(nonce, plaintext, aad + record_id.encode())
         except UnicodeEncodeError:
@@ -260,7 +292,7 @@ class Keyring:
             sealed = self._coerce(kind, owner, purpose, record_id, sealed)
         if not isinstance(sealed, bytes):  # pragma: no cover - _coerce returns bytes or raises
             raise self._integrity(kind, owner, purpose, record_id, "not a byte string")
-        entry = self._cache_for(kind).get((owner, sealed[:HEADER_BYTES]))
+        entry = self._cache_for(kind).get(owner, _NO_KEYS).get(sealed[:HEADER_BYTES])
         if entry is None or len(sealed) < MIN_SEALED_BYTES or monotonic() > entry.fresh_until:
             entry = self._load_version(kind, owner, purpose, record_id, sealed)
         aad = entry.aads.get(purpose)
@@ -312,6 +344,12 @@ class Keyring:
     ) -> IntegrityCheckError:
         """The IntegrityCheckError for a tenant's sealed value (for code parsing sealed data)."""
         return self._integrity(KIND_TENANT, tenant, purpose, record_id, reason)
+
+    def system_integrity_error(
+        self, purpose: str, record_id: str, reason: str
+    ) -> IntegrityCheckError:
+        """The IntegrityCheckError for a system-sealed value (for code parsing sealed data)."""
+        return self._integrity(KIND_SYSTEM, SYSTEM_OWNER, purpose, record_id, reason)
 
     @staticmethod
     def _integrity(
@@ -436,14 +474,13 @@ class Keyring:
         raise KeyringConflictError(f"the data key of {owner.label} kept changing; retry")
 
     def _cached_or_unwrap(self, owner: Owner, row: KeyRow) -> AESGCM:
-        cache_key = (_aad_owner(owner), envelope.header(owner.kind, row.version))
+        name, head = _aad_owner(owner), envelope.header(owner.kind, row.version)
         cache = self._cache_for(owner.kind)
-        cached = cache.get(cache_key)
+        cached = cache.get(name, _NO_KEYS).get(head)
         if cached is not None and monotonic() <= cached.fresh_until:
             return cached.aead
         aead = AESGCM(self.unwrap_row(row, owner))
-        self._bound(cache)
-        cache[cache_key] = _CachedKey(head=cache_key[1], aead=aead)
+        self._cache_put(cache, name, head, _CachedKey(head=head, aead=aead))
         return aead
 
     def _load_version(
@@ -475,9 +512,7 @@ class Keyring:
         head = envelope.header(kind, version)
         entry = _CachedKey(head=head, aead=aead)
         with self._lock:
-            cache = self._cache_for(kind)
-            self._bound(cache)
-            cache[(owner_name, head)] = entry
+            self._cache_put(self._cache_for(kind), owner_name, head, entry)
         return entry
 
     def _load_index_key(self, tenant: str) -> bytes:
@@ -557,14 +592,21 @@ class Keyring:
                 self._active.pop(owner.name, None)
             else:
                 self._active_system = None
-            cache = self._cache_for(owner.kind)
-            for cache_key in [k for k in cache if k[0] == name]:
-                del cache[cache_key]
+            self._cache_for(owner.kind).pop(name, None)
             if owner.kind == KIND_TENANT:
                 self._index_keys.pop(owner.name, None)
 
-    def _cache_for(self, kind: int) -> dict[tuple[str, bytes], _CachedKey]:
+    def _cache_for(self, kind: int) -> _KeyCache:
         return self._keys if kind == KIND_TENANT else self._system_keys
+
+    def _cache_put(self, cache: _KeyCache, owner: str, head: bytes, entry: _CachedKey) -> None:
+        versions = cache.get(owner)
+        if versions is None:
+            self._bound(cache)
+            versions = cache[owner] = {}
+        elif len(versions) >= MAX_CACHED_VERSIONS:
+            versions.clear()  # an owner with that many versions in use is rare; reload them
+        versions[head] = entry
 
     @staticmethod
     def _bound(cache: dict[K, V]) -> None:
@@ -596,6 +638,29 @@ class Keyring:
     def rotate_system_key(self) -> KeyVersion:
         """New version of the system data key."""
         return self._admin.rotate_system_key()
+
+    def register_system_column(self, column: SystemSealedColumn) -> None:
+        """Add a column of ``seal_system`` values to system re-encryption and retirement checks."""
+        self._system_admin.register(column)
+
+    @property
+    def system_columns(self) -> Sequence[SystemSealedColumn]:
+        """The registered columns of values sealed with the system data key."""
+        return self._system_admin.columns
+
+    def system_key_versions(self) -> list[KeyVersion]:
+        """Every version of the system data key, oldest first, without key material."""
+        return self._system_admin.versions()
+
+    def reencrypt_system(
+        self, *, progress: ReencryptProgress | None = None
+    ) -> list[ReencryptionReport]:
+        """Resumable re-encryption of older system-sealed values in every registered column."""
+        return self._system_admin.reencrypt(progress=progress)
+
+    def retire_system_key(self, version: int) -> KeyVersion:
+        """Destroy a superseded system data-key version nothing uses (KeyRetirementRefusedError)."""
+        return self._system_admin.retire(version)
 
     def register_target(self, target: ReencryptionTarget) -> None:
         """Add a store of sealed values to re-encryption and retirement checks."""

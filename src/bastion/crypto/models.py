@@ -96,6 +96,11 @@ class Erasure(Base):
     versions_destroyed: Mapped[int] = mapped_column(Integer)
 
 
+# The owner under which re-encryption passes over system-sealed columns keep their progress in
+# crypto_reencryption_jobs (``tenant_id`` is the pass's owner); never accepted as a tenant id.
+SYSTEM_JOB_OWNER = "~system"
+
+
 class ReencryptionJob(Base):
     """Progress of one re-encryption pass over one store of sealed data, for one tenant."""
 

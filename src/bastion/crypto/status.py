@@ -18,6 +18,7 @@ from bastion.crypto import repository as repo
 from bastion.crypto.models import (
     STATUS_ACTIVE,
     STATUS_SUPERSEDED,
+    SYSTEM_JOB_OWNER,
     ReencryptionJob,
     SystemKey,
     TenantKey,
@@ -27,6 +28,7 @@ from bastion.kernel.clock import as_utc
 
 # AES-GCM with random 96-bit nonces (NIST SP 800-38D, 8.3): a key is rotated before this many.
 ENCRYPTION_LIMIT: Final = 2**32
+SYSTEM_DATA_OWNER: Final = "system:data"
 MAX_STATUS_PAGE: Final = 200
 
 
@@ -70,6 +72,17 @@ class KeyringStatus:
     # The most-used active key's reserved encryptions (tenant or system), against the limit.
     most_encryptions_reserved: int
     encryption_limit: int = ENCRYPTION_LIMIT
+    # Passes over the system-sealed columns (one per column) after a system data-key rotation.
+    system_reencryption: tuple[ReencryptionStatus, ...] = ()
+
+    @property
+    def pending_system_versions(self) -> tuple[int, ...]:
+        """Superseded system data-key versions: they decrypt, await re-encryption, retirement."""
+        return tuple(
+            key.version
+            for key in self.system_keys
+            if key.owner == SYSTEM_DATA_OWNER and key.status == STATUS_SUPERSEDED
+        )
 
 
 def _version(owner: str, row: TenantKey | SystemKey) -> KeyVersion:
@@ -117,6 +130,14 @@ def keyring_status(session: Session, *, master_key_id: str) -> KeyringStatus:
             or 0
         ),
         most_encryptions_reserved=most,
+        system_reencryption=tuple(
+            ReencryptionStatus(job.target, job.to_version, job.rows_done, bool(job.finished))
+            for job in session.scalars(
+                select(ReencryptionJob)
+                .where(ReencryptionJob.tenant_id == SYSTEM_JOB_OWNER)
+                .order_by(ReencryptionJob.target)
+            )
+        ),
     )
 
 

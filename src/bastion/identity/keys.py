@@ -12,10 +12,17 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 from bastion.identity.emails import EmailAddress
+from bastion.identity.models import EmailToken, User
 
 EMAIL_PURPOSE: Final = "identity.user_email"
 EMAIL_INDEX_PURPOSE: Final = "identity.email_index"
 PENDING_EMAIL_PURPOSE: Final = "identity.pending_email"
+# Where these sealed values are stored, each bound to its row's primary key: bootstrap registers
+# them for system data-key re-encryption and retirement (``crypto.SystemSealedColumn``).
+SYSTEM_SEALED: Final = (
+    (User.email_sealed, EMAIL_PURPOSE),
+    (EmailToken.payload_sealed, PENDING_EMAIL_PURPOSE),
+)
 
 
 class SystemKeys(Protocol):

@@ -33,6 +33,8 @@ from bastion.kernel.clock import as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
 
 TOTP_PURPOSE: Final = "identity.totp_secret"
+# Registered by bootstrap for system data-key re-encryption (``crypto.SystemSealedColumn``).
+SYSTEM_SEALED: Final = ((TotpCredential.secret_sealed, TOTP_PURPOSE),)
 CHALLENGE_LIFETIME: Final = timedelta(minutes=5)
 MAX_CHALLENGE_ATTEMPTS: Final = 5
 

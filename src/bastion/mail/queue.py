@@ -27,6 +27,8 @@ from bastion.mail.models import QueuedMail
 from bastion.mail.outbox import OutgoingMail, check_headers
 
 SEAL_PURPOSE: Final = "mail.outbox"
+# Registered by bootstrap for system data-key re-encryption (``crypto.SystemSealedColumn``).
+SYSTEM_SEALED: Final = ((QueuedMail.sealed, SEAL_PURPOSE),)
 
 
 class MailSealer(Protocol):

@@ -28,11 +28,14 @@ from bastion.api.schemas.keys import (
     ReencryptedOut,
     ReencryptedTarget,
     RotatedOut,
+    SystemReencryptedOut,
+    SystemRotatedOut,
     TenantKeyRequest,
     TenantKeysList,
     TenantKeysOut,
 )
 from bastion.audit import AuditEvent
+from bastion.crypto import ReencryptionReport
 from bastion.errors import InvalidInput
 from bastion.identity import ClientInfo, Principal
 
@@ -48,6 +51,10 @@ CHANGE_PROBLEMS: dict[int | str, dict[str, Any]] = {
     409: {"description": "A concurrent key change won; retry."},
     410: {"description": "The tenant was crypto-shredded."},
     422: {"description": 'The body is not {"tenant": <tenant id>}.'},
+}
+SYSTEM_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    **PROBLEMS,
+    409: {"description": "A concurrent key change won; retry."},
 }
 MAX_CURSOR_CHARS: Final = 64
 
@@ -163,16 +170,57 @@ def reencrypt_tenant(
             rows_reencrypted=sum(report.rows_reencrypted for report in reports),
         ),
     )
-    return ReencryptedOut(
-        tenant=body.tenant,
-        targets=[
-            ReencryptedTarget(
-                target=report.target,
-                to_version=report.to_version,
-                rows_scanned=report.rows_scanned,
-                rows_reencrypted=report.rows_reencrypted,
-                finished=report.finished,
-            )
-            for report in reports
-        ],
+    return ReencryptedOut(tenant=body.tenant, targets=_targets(reports))
+
+
+def _targets(reports: list[ReencryptionReport]) -> list[ReencryptedTarget]:
+    return [
+        ReencryptedTarget(
+            target=report.target,
+            to_version=report.to_version,
+            rows_scanned=report.rows_scanned,
+            rows_reencrypted=report.rows_reencrypted,
+            finished=report.finished,
+        )
+        for report in reports
+    ]
+
+
+@router.post("/system/rotate", responses=SYSTEM_PROBLEMS)
+def rotate_system_key(
+    principal: Annotated[Principal, operator(own_transaction=True)],
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> SystemRotatedOut:
+    """Start a new version of the system data key (Bastion's own secrets: e-mail addresses, TOTP
+    secrets, queued mail, invitations); older versions keep decrypting until re-encrypted
+    (``/system/reencrypt``) and retired (CLI: ``bastion keys retire --system``)."""
+    version = container.keyring.rotate_system_key()
+    container.audit_log.append(
+        session,
+        _event("operator.system_key_rotated", principal, client, version=version.version),
     )
+    return SystemRotatedOut(version=KeyVersionOut.of(version))
+
+
+@router.post("/system/reencrypt", responses=SYSTEM_PROBLEMS)
+def reencrypt_system(
+    principal: Annotated[Principal, operator(own_transaction=True)],
+    container: ContainerDep,
+    session: SessionDep,
+    client: ClientDep,
+) -> SystemReencryptedOut:
+    """Re-seal system-sealed values older than the active system data key, in every registered
+    column. Resumable (progress is saved after each batch). Answers counts only."""
+    reports = container.keyring.reencrypt_system()
+    container.audit_log.append(
+        session,
+        _event(
+            "operator.system_keys_reencrypted",
+            principal,
+            client,
+            rows_reencrypted=sum(report.rows_reencrypted for report in reports),
+        ),
+    )
+    return SystemReencryptedOut(targets=_targets(reports))

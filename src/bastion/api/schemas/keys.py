@@ -46,6 +46,13 @@ class SystemKeyOut(KeyVersionOut):
     name: str
 
 
+class ReencryptionOut(BaseModel):
+    target: str
+    to_version: int
+    rows_done: int
+    finished: bool
+
+
 class KeyringStatusOut(BaseModel):
     master_key_id: str
     master_key_rotation_unfinished: bool
@@ -56,6 +63,9 @@ class KeyringStatusOut(BaseModel):
     unfinished_reencryptions: int
     most_encryptions_reserved: int
     encryption_limit: int
+    # Superseded system data-key versions (still decrypting): re-encrypt, then retire them.
+    pending_system_versions: list[int]
+    system_reencryption: list[ReencryptionOut]
 
     @classmethod
     def of(cls, status: KeyringStatus) -> KeyringStatusOut:
@@ -74,14 +84,17 @@ class KeyringStatusOut(BaseModel):
             unfinished_reencryptions=status.unfinished_reencryptions,
             most_encryptions_reserved=status.most_encryptions_reserved,
             encryption_limit=status.encryption_limit,
+            pending_system_versions=list(status.pending_system_versions),
+            system_reencryption=[
+                ReencryptionOut(
+                    target=job.target,
+                    to_version=job.to_version,
+                    rows_done=job.rows_done,
+                    finished=job.finished,
+                )
+                for job in status.system_reencryption
+            ],
         )
-
-
-class ReencryptionOut(BaseModel):
-    target: str
-    to_version: int
-    rows_done: int
-    finished: bool
 
 
 class TenantKeysOut(BaseModel):
@@ -131,4 +144,12 @@ class ReencryptedTarget(BaseModel):
 
 class ReencryptedOut(BaseModel):
     tenant: str
+    targets: list[ReencryptedTarget]
+
+
+class SystemRotatedOut(BaseModel):
+    version: KeyVersionOut
+
+
+class SystemReencryptedOut(BaseModel):
     targets: list[ReencryptedTarget]
