@@ -4,9 +4,10 @@
   actor mapping) against inserting the very same rows into an identical table with no chaining,
   both through a Session on the same database file, committing every 100 rows and every row.
   Runs alternate and the median is kept, so machine noise hits both alike. Target ratio >= 0.5.
-- verification: ``AuditVerifier.verify`` (read every row from the database, re-encode it
-  canonically, hash, compare) against ``hashlib.sha256`` over the same prev-hash || entry bytes,
-  already in memory. Target ratio >= 0.3.
+- verification: ``AuditVerifier.verify`` (read every row's stored entry, prev-hash and hash from
+  the database, hash, compare, check the derived columns' definitions) against ``hashlib.sha256``
+  over the same prev-hash || entry bytes, already in memory. Target ratio >= 0.3. One process,
+  one thread: nothing runs in parallel.
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ from sqlalchemy import Engine, MetaData, Table, select
 from sqlalchemy.orm import Session
 
 from bastion.audit import AuditEvent, AuditLog, AuditVerifier, Keys
-from bastion.audit.canonical import entry_bytes
-from bastion.audit.repository import ENTRY_COLUMNS, EVENTS
+from bastion.audit.repository import EVENTS, stream_entries
 from bastion.db import make_engine, upgrade_to_head
 from bastion.kernel.clock import SystemClock
 from bastion.settings import AuditSettings
 from bench.report import Figure, print_ratio
 
 ROUNDS = 3
+VERIFY_ROUNDS = 7
 TENANT = "7f1c2a9e-0d6b-4a53-9a51-3f4c7f0e1b2d"
 
 
@@ -78,6 +79,14 @@ def _timed(action: Callable[[], None]) -> float:
     return time.perf_counter() - started
 
 
+def _cpu_timed(action: Callable[[], None]) -> float:
+    # Verification and hashing are pure CPU in this one process (the file is in the page cache):
+    # its CPU time is the figure that others' load on the shared cores disturbs least.
+    started = time.process_time()
+    action()
+    return time.process_time() - started
+
+
 def _chained(engine: Engine, log: AuditLog, count: int, batch: int, offset: int) -> None:
     number = offset
     while number < offset + count:
@@ -102,11 +111,13 @@ def _appends(directory: Path, *, batch: int, count: int) -> None:
         engine, plain = _fresh_database(directory, f"appends-{batch}-{round_number}.db")
         offset = round_number * count
         chained_rates.append(count / _timed(partial(_chained, engine, log, count, batch, offset)))
+        # The stored columns; the generated ones are computed by the (identical) plain table too.
+        stored = [c for c in EVENTS.c if c.computed is None]
         with engine.connect() as connection:
             rows = [
                 dict(row._mapping)
                 for row in connection.execute(
-                    select(EVENTS).where(EVENTS.c.chain_id == TENANT, EVENTS.c.seq > 0)
+                    select(*stored).where(EVENTS.c.chain_id == TENANT, EVENTS.c.seq > 0)
                 )
             ]
         plain_rates.append(len(rows) / _timed(partial(_plain, engine, plain, rows, batch)))
@@ -124,42 +135,28 @@ def _verification(directory: Path, *, count: int) -> None:
     _chained(engine, log, count, 500, 0)
     verifier = AuditVerifier(engine=engine, keys=Keys(), checkpoint_dir=None)
     with engine.connect() as connection:
-        rows = connection.execute(
-            select(*ENTRY_COLUMNS).where(EVENTS.c.chain_id == TENANT).order_by(EVENTS.c.seq)
-        ).all()
-    blobs = [bytes.fromhex(row[11]) + _canonical(row) for row in rows]
+        blobs = [
+            bytes.fromhex(prev) + entry for _, entry, prev, _ in stream_entries(connection, TENANT)
+        ]
 
     def raw_hashing() -> None:
         for blob in blobs:
             hashlib.sha256(blob).digest()
 
     verify_rates, raw_rates = [], []
-    for _ in range(ROUNDS):
-        verify_rates.append(count / _timed(partial(_check, verifier)))
-        raw_rates.append(count / _timed(raw_hashing))
+    for _ in range(VERIFY_ROUNDS):
+        verify_rates.append(count / _cpu_timed(partial(_check, verifier)))
+        raw_rates.append(count / _cpu_timed(raw_hashing))
     engine.dispose()
     mean_bytes = sum(len(b) for b in blobs) / len(blobs)
     print_ratio(
-        Figure("verification (read + re-encode + hash)", statistics.median(verify_rates), "/s"),
+        Figure(
+            "verification (read + hash + compare), 1 process, CPU time",
+            statistics.median(verify_rates),
+            "/s",
+        ),
         Figure(f"raw SHA-256, same {mean_bytes:.0f} B", statistics.median(raw_rates), "/s"),
         note="target >= 0.3",
-    )
-
-
-def _canonical(row: Any) -> bytes:
-    return entry_bytes(
-        chain=TENANT,
-        seq=row[0],
-        time=row[1],
-        tenant=row[2],
-        actor=row[3],
-        action=row[4],
-        target=row[5],
-        outcome=row[6],
-        source_ip=row[7],
-        user_agent=row[8],
-        request_id=row[9],
-        details_json=row[10],
     )
 
 

@@ -122,7 +122,7 @@ def test_a_damaged_chain_alerts_a_verifying_receiver_and_its_owner_only(server, 
 
     # A database administrator edits the tenant's audit chain; the scheduled check finds it.
     engine = make_engine(f"sqlite:///{server.data_dir / 'bastion.db'}")
-    tamper(engine, f"UPDATE audit_events SET target = 'forged' WHERE chain_id = '{tenant}'")  # noqa: S608
+    tamper(engine, f"UPDATE audit_events SET entry = entry || ' ' WHERE chain_id = '{tenant}'")  # noqa: S608
     engine.dispose()
     verify = run_cli("jobs", "run", "audit.verify", env=server.env)
     assert verify.returncode == 0, verify.stdout + verify.stderr

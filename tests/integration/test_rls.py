@@ -10,6 +10,7 @@ only guard there, and tests/isolation exercises it on both).
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -96,13 +97,19 @@ def _seed(connection: sa.Connection) -> None:
             ),
             {"c": chain, "g": GENESIS_HASH},
         )
+        # The query columns (tenant_id among them) are generated from the entry (0015).
+        entry = {"time": "2026-11-22T12:00:00Z", "tenant": tenant, "action": "test.seeded"}
         connection.execute(
             sa.text(
-                "INSERT INTO audit_events (chain_id, seq, occurred_at, tenant_id, action, "
-                "outcome, details, prev_hash, hash) VALUES (:c, 1, '2026-11-22T12:00:00Z', :t, "
-                "'test.seeded', 'success', '{}', :g, :h)"
+                "INSERT INTO audit_events (chain_id, seq, entry, prev_hash, hash) "
+                "VALUES (:c, 1, :e, :g, :h)"
             ),
-            {"c": chain, "t": tenant, "g": GENESIS_HASH, "h": "f" * 64},
+            {
+                "c": chain,
+                "e": json.dumps({**entry, "outcome": "success", "details": {}}),
+                "g": GENESIS_HASH,
+                "h": "f" * 64,
+            },
         )
 
 

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from json.encoder import encode_basestring
 from typing import Any, Final
@@ -120,6 +120,43 @@ def _text(value: str | None) -> str:
     return "null" if value is None else encode_basestring(value)
 
 
+def entry_text(
+    *,
+    chain: str,
+    seq: int,
+    time: str,
+    tenant: str | None,
+    actor: str | None,
+    action: str,
+    target: str | None,
+    outcome: str,
+    source_ip: str | None,
+    user_agent: str | None,
+    request_id: str | None,
+    details_json: str,
+) -> str:
+    """``canonical_json(entry)``, given ``details`` already in canonical JSON text.
+
+    Equal, character for character, to ``canonical_json`` of the 13-member object (a property
+    test holds this). This text, UTF-8 encoded, is what the ``entry`` column stores and what the
+    chain hashes.
+    """
+    return _ENTRY_TEMPLATE % (
+        _text(action),
+        _text(actor),
+        _text(chain),
+        details_json,
+        _text(outcome),
+        _text(request_id),
+        seq,
+        _text(source_ip),
+        _text(target),
+        _text(tenant),
+        _text(time),
+        _text(user_agent),
+    )
+
+
 def entry_bytes(
     *,
     chain: str,
@@ -135,50 +172,22 @@ def entry_bytes(
     request_id: str | None,
     details_json: str,
 ) -> bytes:
-    """``canonical_json(entry)`` as UTF-8, given ``details`` already in canonical JSON text.
-
-    Equal, byte for byte, to ``canonical_json`` of the 13-member object (a property test holds
-    this). Raises UnicodeEncodeError for a string that is not valid Unicode (a lone surrogate).
-    """
-    text = _ENTRY_TEMPLATE % (
-        _text(action),
-        _text(actor),
-        _text(chain),
-        details_json,
-        _text(outcome),
-        _text(request_id),
-        seq,
-        _text(source_ip),
-        _text(target),
-        _text(tenant),
-        _text(time),
-        _text(user_agent),
-    )
-    return text.encode("utf-8")
-
-
-def stored_entry_bytes(chain_json: str, entry: Sequence[Any], seq: int) -> bytes:
-    """``entry_bytes`` for a stored row in verify.StoredEntry order, with ``chain_json`` the
-    chain id already JSON-escaped: the verifier's hot loop (no keyword or helper calls).
-
-    Raises TypeError or UnicodeEncodeError for cells that cannot be what Bastion wrote.
-    """
-    esc = encode_basestring
-    text = _ENTRY_TEMPLATE % (
-        esc(entry[4]),
-        "null" if entry[3] is None else esc(entry[3]),
-        chain_json,
-        entry[10],
-        esc(entry[6]),
-        "null" if entry[9] is None else esc(entry[9]),
-        seq,
-        "null" if entry[7] is None else esc(entry[7]),
-        "null" if entry[5] is None else esc(entry[5]),
-        "null" if entry[2] is None else esc(entry[2]),
-        esc(entry[1]),
-        "null" if entry[8] is None else esc(entry[8]),
-    )
-    return text.encode("utf-8")
+    """``entry_text`` as UTF-8: the bytes hashed. Raises UnicodeEncodeError for a string that
+    is not valid Unicode (a lone surrogate)."""
+    return entry_text(
+        chain=chain,
+        seq=seq,
+        time=time,
+        tenant=tenant,
+        actor=actor,
+        action=action,
+        target=target,
+        outcome=outcome,
+        source_ip=source_ip,
+        user_agent=user_agent,
+        request_id=request_id,
+        details_json=details_json,
+    ).encode("utf-8")
 
 
 def chain_hash(prev_hash: str, canonical: bytes) -> str:

@@ -43,7 +43,7 @@ from bastion.audit.canonical import (
 )
 from bastion.audit.errors import InvalidAuditExport
 from bastion.audit.events import CHAIN_ID_PATTERN
-from bastion.audit.verify import CheckpointRecord, walk_chain
+from bastion.audit.verify import CheckpointRecord, walk_batches
 from bastion.kernel.clock import Clock
 from bastion.settings import AuditSettings
 
@@ -266,11 +266,11 @@ class Checkpointer:
             return None
         start_prev = GENESIS_HASH if last is None else str(last.head_hash)
         # Never sign over damage: a signature would launder it.
-        segment = repository.stream_entries(
+        segment = repository.stream_entry_batches(
             connection, chain, from_seq=prev_seq + 1, to_seq=head_seq
         )
         with closing(segment) as rows:
-            walk = walk_chain(chain, rows, start_seq=prev_seq + 1, start_prev=start_prev)
+            walk = walk_batches(chain, rows, start_seq=prev_seq + 1, start_prev=start_prev)
         if walk.damage is not None or (walk.last_seq, walk.last_hash) != (head_seq, head_hash):
             damage = walk.damage
             log.error(

@@ -26,7 +26,7 @@ from typing import Any, Final
 from sqlalchemy import Connection
 
 from bastion.audit import repository
-from bastion.audit.canonical import FORMAT_VERSION, canonical_json, format_time
+from bastion.audit.canonical import FORMAT_VERSION, canonical_json, entry_bytes, format_time
 from bastion.audit.checkpoints import (
     CHECKPOINT_LINE_TYPE,
     checkpoint_document,
@@ -85,14 +85,19 @@ def export_lines(connection: Connection, chain: str, *, now: datetime) -> Iterat
 
 
 def _event_document(chain: str, entry: StoredEntry) -> dict[str, Any]:
+    seq, canonical, prev_hash, entry_hash = entry
     try:
-        details: Any = json.loads(entry[10])
-    except (TypeError, ValueError):
-        details = entry[10]  # a damaged cell is exported as found; the verifier flags it
-    document: dict[str, Any] = {"type": EVENT_LINE_TYPE, "v": FORMAT_VERSION, "chain": chain}
-    document["seq"] = entry[0]
-    document.update(zip(_EVENT_FIELDS, entry[1:10], strict=True))
-    document.update(details=details, prev_hash=entry[11], hash=entry[12])
+        members: Any = json.loads(canonical)
+    except (TypeError, ValueError, RecursionError):
+        members = None
+    document: dict[str, Any] = {"type": EVENT_LINE_TYPE}
+    if isinstance(members, dict):
+        document.update(members)
+    else:
+        # A damaged cell is exported as found; the offline verifier hashes it and flags it.
+        text = canonical.decode("utf-8", errors="replace") if isinstance(canonical, bytes) else ""
+        document.update(chain=chain, seq=seq, entry=text)
+    document.update(prev_hash=prev_hash, hash=entry_hash)
     return document
 
 
@@ -135,25 +140,45 @@ def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def _stored_entry(document: Mapping[str, Any], where: str) -> StoredEntry:
     try:
-        seq = document["seq"]
-        values = [document[name] for name in _EVENT_FIELDS]
+        seq, chain = document["seq"], document["chain"]
         prev_hash, entry_hash = document["prev_hash"], document["hash"]
-        details = document["details"]
     except KeyError as exc:
         raise InvalidAuditExport(f"{where}: event lacks {exc}") from None
     if not isinstance(seq, int) or isinstance(seq, bool):
         raise InvalidAuditExport(f"{where}: seq is not an integer")
-    if not all(v is None or isinstance(v, str) for v in values) or not all(
-        isinstance(h, str) for h in (prev_hash, entry_hash)
-    ):
+    if not all(isinstance(h, str) for h in (prev_hash, entry_hash)):
+        raise InvalidAuditExport(f"{where}: event members must be strings or null")
+    raw = document.get("entry")
+    if isinstance(raw, str) and "time" not in document:  # exported as found (see above)
+        return seq, raw.encode("utf-8", errors="replace"), prev_hash, entry_hash
+    try:
+        values = [document[name] for name in _EVENT_FIELDS]
+        details = document["details"]
+    except KeyError as exc:
+        raise InvalidAuditExport(f"{where}: event lacks {exc}") from None
+    if not all(v is None or isinstance(v, str) for v in values):
         raise InvalidAuditExport(f"{where}: event members must be strings or null")
     time, tenant, actor, action, target, outcome, source_ip, user_agent, request_id = values
-    # A non-object details value cannot have been written by Bastion; hashing its canonical
-    # text anyway makes it fail as an edited row rather than abort the whole check.
-    return (
-        seq, time, tenant, actor, action, target, outcome, source_ip, user_agent, request_id,
-        canonical_json(details), prev_hash, entry_hash,
-    )  # fmt: skip
+    try:
+        # A non-object details value cannot have been written by Bastion; hashing its canonical
+        # text anyway makes it fail as an edited row rather than abort the whole check.
+        canonical = entry_bytes(
+            chain=chain,
+            seq=seq,
+            time=time,
+            tenant=tenant,
+            actor=actor,
+            action=action,
+            target=target,
+            outcome=outcome,
+            source_ip=source_ip,
+            user_agent=user_agent,
+            request_id=request_id,
+            details_json=canonical_json(details),
+        )
+    except (TypeError, ValueError):  # e.g. a lone surrogate: no UTF-8 form, so no hash
+        canonical = b""
+    return seq, canonical, prev_hash, entry_hash
 
 
 def verify_export(

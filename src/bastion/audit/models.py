@@ -1,6 +1,6 @@
 """Audit tables. Only this package reads or writes them (other domains call ``AuditLog``).
 
-Times that are hashed (``occurred_at``, checkpoint ``created_at``) are stored as their canonical
+Times that are hashed (an entry's ``time``, checkpoint ``created_at``) are stored as their canonical
 text (``YYYY-MM-DDTHH:MM:SS.ffffffZ``): the stored value is then exactly the hashed value, with no
 driver conversion in between, and fixed-width UTC text sorts in time order on both backends.
 """
@@ -8,9 +8,11 @@ driver conversion in between, and fixed-width UTC text sorts in time order on bo
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import (
     BigInteger,
+    Computed,
     DateTime,
     Index,
     Integer,
@@ -20,11 +22,24 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bastion.audit.derived import DERIVED, EntryMember
 from bastion.db.base import Base
 
 
+def _derived(column: str) -> Computed:
+    member, as_json = _MEMBERS[column]
+    return Computed(EntryMember(member, as_json=as_json))
+
+
+_MEMBERS: Final = {column: (member, as_json) for column, member, _, as_json in DERIVED}
+
+
 class AuditEventRow(Base):
-    """One hash-chained event. Append-only: database triggers refuse UPDATE and DELETE."""
+    """One hash-chained event. Append-only: database triggers refuse UPDATE and DELETE.
+
+    ``entry`` holds the canonical JSON the chain hashes; every other content column is generated
+    from it by the database (see derived.py), so none can be edited on its own.
+    """
 
     __tablename__ = "audit_events"
     __table_args__ = (
@@ -35,19 +50,21 @@ class AuditEventRow(Base):
 
     chain_id: Mapped[str] = mapped_column(String(36))
     seq: Mapped[int] = mapped_column(BigInteger)
-    occurred_at: Mapped[str] = mapped_column(String(27))
-    tenant_id: Mapped[str | None] = mapped_column(String(36))
-    actor: Mapped[str | None] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(128))
-    target: Mapped[str | None] = mapped_column(String(256))
-    outcome: Mapped[str] = mapped_column(String(16))
-    source_ip: Mapped[str | None] = mapped_column(String(45))
-    user_agent: Mapped[str | None] = mapped_column(String(512))
-    request_id: Mapped[str | None] = mapped_column(String(128))
-    # Canonical JSON text, spliced verbatim into the hashed entry (see canonical.py).
-    details: Mapped[str] = mapped_column(Text)
+    # canonical.entry_text: written once, at append, in the same INSERT as its hash.
+    entry: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[str] = mapped_column(String(27), _derived("occurred_at"))
+    tenant_id: Mapped[str | None] = mapped_column(String(36), _derived("tenant_id"))
+    actor: Mapped[str | None] = mapped_column(String(64), _derived("actor"))
+    action: Mapped[str] = mapped_column(String(128), _derived("action"))
+    target: Mapped[str | None] = mapped_column(String(256), _derived("target"))
+    outcome: Mapped[str] = mapped_column(String(16), _derived("outcome"))
+    source_ip: Mapped[str | None] = mapped_column(String(45), _derived("source_ip"))
+    user_agent: Mapped[str | None] = mapped_column(String(512), _derived("user_agent"))
+    request_id: Mapped[str | None] = mapped_column(String(128), _derived("request_id"))
+    # The details object's canonical JSON text, as it appears inside entry.
+    details: Mapped[str] = mapped_column(Text, _derived("details"))
 
     def __repr__(self) -> str:
         return f"<AuditEventRow chain={self.chain_id!r} seq={self.seq!r}>"

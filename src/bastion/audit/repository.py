@@ -6,7 +6,8 @@ verifier streams millions of plain tuples; ORM identity maps would only add cost
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Mapping, Sequence
+from contextlib import closing
 from datetime import datetime
 from typing import Any, Final, cast
 
@@ -25,22 +26,8 @@ ACTORS: Final = cast(Table, AuditActor.__table__)
 STREAM_BATCH_ROWS: Final = 5_000
 HEAD_MOVED: Final = "audit chain head moved"  # the append-guard trigger's message (0003)
 
-# The order of columns in every row the verifier reads (see verify.StoredEntry).
-ENTRY_COLUMNS: Final = (
-    EVENTS.c.seq,
-    EVENTS.c.occurred_at,
-    EVENTS.c.tenant_id,
-    EVENTS.c.actor,
-    EVENTS.c.action,
-    EVENTS.c.target,
-    EVENTS.c.outcome,
-    EVENTS.c.source_ip,
-    EVENTS.c.user_agent,
-    EVENTS.c.request_id,
-    EVENTS.c.details,
-    EVENTS.c.prev_hash,
-    EVENTS.c.hash,
-)
+# What the verifier reads of a row (see verify.StoredEntry): the key, the hashed text, the links.
+ENTRY_COLUMNS: Final = (EVENTS.c.seq, EVENTS.c.entry, EVENTS.c.prev_hash, EVENTS.c.hash)
 
 
 # Statements are built once: building and cache-keying a statement costs more than SQLite takes to
@@ -84,7 +71,7 @@ def lock_head(connection: Connection, chain: str) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
-def insert_event(connection: Connection, values: dict[str, Any]) -> bool:
+def insert_event(connection: Connection, values: Mapping[str, object]) -> bool:
     """Insert an entry; the database moves the head with it (trigger, migration 0003).
 
     Returns False, with nothing written, when the entry does not extend the current head (its
@@ -144,7 +131,20 @@ def count_events(connection: Connection, chain: str, *, from_seq: int = 1) -> in
 def stream_entries(
     connection: Connection, chain: str, *, from_seq: int = 1, to_seq: int | None = None
 ) -> Generator[StoredEntry, None, None]:
-    """The chain's rows in sequence order (ENTRY_COLUMNS), streamed in batches."""
+    """The chain's rows in sequence order as (seq, entry UTF-8 bytes, prev_hash, hash)."""
+    with closing(stream_entry_batches(connection, chain, from_seq=from_seq, to_seq=to_seq)) as b:
+        for batch in b:
+            yield from batch
+
+
+def stream_entry_batches(
+    connection: Connection, chain: str, *, from_seq: int = 1, to_seq: int | None = None
+) -> Generator[list[StoredEntry], None, None]:
+    """``stream_entries`` as the database hands them over: lists of up to STREAM_BATCH_ROWS.
+
+    The verifier walks these lists directly, so no Python frame is resumed per row between the
+    driver and its loop.
+    """
     if connection.dialect.name == "sqlite":
         yield from _stream_sqlite(connection, chain, from_seq, to_seq)
         return
@@ -159,13 +159,23 @@ def stream_entries(
     # connection itself, and every later statement would open a server-side cursor.
     # Closed even when the consumer stops early (a server-side cursor must not outlive it).
     with connection.execute(statement.execution_options(yield_per=STREAM_BATCH_ROWS)) as result:
-        # Row objects index like the StoredEntry tuples the verifier reads.
-        yield from cast(Iterator[StoredEntry], result)
+        for rows in result.partitions():
+            # PostgreSQL stores the entry as text in the database's UTF-8: these are its bytes.
+            yield [(seq, _utf8(entry), prev, digest) for seq, entry, prev, digest in rows]
 
 
+def _utf8(entry: object) -> bytes:
+    if isinstance(entry, str):
+        try:
+            return entry.encode("utf-8")
+        except UnicodeEncodeError:  # pragma: no cover - PostgreSQL text is valid UTF-8
+            return b""
+    return entry if isinstance(entry, bytes) else b""
+
+
+# CAST AS BLOB: the stored UTF-8 bytes as they are, with no decode into str and encode back.
 _SQLITE_STREAM: Final = (
-    "SELECT seq, occurred_at, tenant_id, actor, action, target, outcome, source_ip, user_agent, "
-    "request_id, details, prev_hash, hash FROM audit_events "
+    "SELECT seq, CAST(entry AS BLOB), prev_hash, hash FROM audit_events "
     "WHERE chain_id = ? AND seq >= ? AND seq <= ? ORDER BY seq"
 )
 _SQLITE_MAX_INTEGER: Final = 2**63 - 1
@@ -173,9 +183,9 @@ _SQLITE_MAX_INTEGER: Final = 2**63 - 1
 
 def _stream_sqlite(
     connection: Connection, chain: str, from_seq: int, to_seq: int | None
-) -> Generator[StoredEntry, None, None]:
+) -> Generator[list[StoredEntry], None, None]:
     # The driver's own cursor, on the same connection and transaction: SQLAlchemy's Row layer
-    # costs more per row than re-encoding and hashing it, and verification reads every row.
+    # costs more per row than hashing it, and verification reads every row.
     driver = connection.connection.driver_connection
     if driver is None:  # pragma: no cover - a checked-out connection always has one
         raise RuntimeError("no DBAPI connection")
@@ -185,7 +195,7 @@ def _stream_sqlite(
             _SQLITE_STREAM, (chain, from_seq, _SQLITE_MAX_INTEGER if to_seq is None else to_seq)
         )
         while batch := cursor.fetchmany(STREAM_BATCH_ROWS):
-            yield from batch
+            yield batch
     finally:
         cursor.close()
 

@@ -9,10 +9,10 @@ work rolls the business change back (DESIGN invariant 2).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable
 from datetime import datetime
-from json.encoder import encode_basestring
-from typing import Final, Protocol
+from functools import partial
+from typing import Final, Protocol, TypedDict
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, event
@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
 
 from bastion.audit import repository
-from bastion.audit.canonical import chain_hash, format_time, stored_entry_bytes
+from bastion.audit.canonical import chain_hash, entry_text, format_time
 from bastion.audit.errors import AuditWriteFailed, InvalidAuditEvent
 from bastion.audit.events import (
     AuditEvent,
@@ -108,22 +108,24 @@ class AuditLog:
         details_json = canonical_details(event.details, max_bytes=self._max_details_bytes)
         actor = None if event.actor_user_id is None else self.pseudonym_for(event.actor_user_id)
         now = self._clock.now()
-        values = {
-            "chain_id": chain,
-            "occurred_at": format_time(now),
-            "tenant_id": event.tenant_id,
-            "actor": actor,
-            "action": action,
-            "target": checked_target(event.target),
-            "outcome": outcome,
-            "source_ip": checked_source_ip(event.source_ip),
-            "user_agent": clipped_user_agent(event.user_agent),
-            "request_id": checked_request_id(event.request_id),
-            "details": details_json,
-        }
+        # Everything but the position, which only the chain head decides.
+        entry_at = partial(
+            entry_text,
+            chain=chain,
+            time=format_time(now),
+            tenant=event.tenant_id,
+            actor=actor,
+            action=action,
+            target=checked_target(event.target),
+            outcome=outcome,
+            source_ip=checked_source_ip(event.source_ip),
+            user_agent=clipped_user_agent(event.user_agent),
+            request_id=checked_request_id(event.request_id),
+            details_json=details_json,
+        )
         try:
             connection = session.connection()
-            seq, new_hash = self._write(connection, chain, values)
+            seq, new_hash = self._write(connection, chain, entry_at)
             if actor is not None and event.actor_user_id is not None:
                 self._remember_actor(session, connection, actor, event.actor_user_id, now)
         except SQLAlchemyError as exc:
@@ -132,27 +134,23 @@ class AuditLog:
         return EntryRef(chain=chain, seq=seq, hash=new_hash)
 
     def _write(
-        self, connection: Connection, chain: str, values: Mapping[str, object]
+        self, connection: Connection, chain: str, entry_at: Callable[..., str]
     ) -> tuple[int, str]:
         """Insert the entry at the chain's head; returns (seq, hash)."""
         known = self._known_heads.get(chain)
         # SQLite: try the head this process last wrote. The INSERT takes the write lock, and the
         # database refuses it (undoing just that statement) unless it extends the real head.
         if known is not None and connection.dialect.name == "sqlite":
-            seq = known[0] + 1
-            new_hash = _hash_of(seq, known[1], values)
-            row = {**values, "seq": seq, "prev_hash": known[1], "hash": new_hash}
+            row = _row(chain, known[0] + 1, known[1], entry_at)
             if repository.insert_event(connection, row):
-                return seq, new_hash
+                return row["seq"], row["hash"]
         # Lock and read the head (PostgreSQL always: a refused INSERT would abort the caller's
         # transaction there), then extend it.
         last_seq, prev_hash = repository.lock_head(connection, chain)
-        seq = last_seq + 1
-        new_hash = _hash_of(seq, prev_hash, values)
-        row = {**values, "seq": seq, "prev_hash": prev_hash, "hash": new_hash}
+        row = _row(chain, last_seq + 1, prev_hash, entry_at)
         if not repository.insert_event(connection, row):  # pragma: no cover - we hold the lock
             raise AuditWriteFailed("the chain head moved while locked")
-        return seq, new_hash
+        return row["seq"], row["hash"]
 
     def _remember_actor(
         self, session: Session, connection: Connection, actor: str, user_id: str, now: datetime
@@ -207,15 +205,24 @@ class AuditLog:
         return hmac.compare_digest(self.pseudonym_for(user_id), pseudonym)
 
 
-def _hash_of(seq: int, prev_hash: str, values: Mapping[str, object]) -> str:
-    # The row in verify.StoredEntry order, so appends and verification share one encoder.
-    stored = (
-        seq, values["occurred_at"], values["tenant_id"], values["actor"], values["action"],
-        values["target"], values["outcome"], values["source_ip"], values["user_agent"],
-        values["request_id"], values["details"],
-    )  # fmt: skip
-    canonical = stored_entry_bytes(encode_basestring(str(values["chain_id"])), stored, seq)
-    return chain_hash(prev_hash, canonical)
+class _EventRow(TypedDict):
+    chain_id: str
+    seq: int
+    entry: str
+    prev_hash: str
+    hash: str
+
+
+def _row(chain: str, seq: int, prev_hash: str, entry_at: Callable[..., str]) -> _EventRow:
+    # The stored entry is the hashed text itself: verification reads it back and hashes it.
+    text = entry_at(seq=seq)
+    return {
+        "chain_id": chain,
+        "seq": seq,
+        "entry": text,
+        "prev_hash": prev_hash,
+        "hash": chain_hash(prev_hash, text.encode("utf-8")),
+    }
 
 
 def _refuse_nul(user_id: str) -> None:

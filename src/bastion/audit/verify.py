@@ -19,28 +19,22 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring
+from itertools import islice
 from typing import Final
 
 from bastion.audit.canonical import (
     GENESIS_HASH,
     checkpoint_message,
     entries_digest,
-    stored_entry_bytes,
 )
 
-# How far a moved row is searched for (only after damage is found, so the cost is bounded).
-MOVED_ROW_WINDOW: Final = 16
 PROGRESS_EVERY_ROWS: Final = 2_000
 
-# (seq, time, tenant, actor, action, target, outcome, source_ip, user_agent, request_id,
-#  details_json, prev_hash, hash): the column order of repository.ENTRY_COLUMNS.
-StoredEntry = tuple[
-    int, str, str | None, str | None, str, str | None, str, str | None, str | None, str | None,
-    str, str, str,
-]  # fmt: skip
+# (seq, entry as UTF-8 bytes, prev_hash, hash): the rows repository.stream_entries yields.
+StoredEntry = tuple[int, bytes, str, str]
 SignatureVerifier = Callable[[bytes, bytes, bytes], bool]
 """``(public_key, message, signature) -> valid``: Ed25519 verification, supplied by crypto."""
 Progress = Callable[[str, int, int], None]
@@ -133,13 +127,23 @@ class Keys:
         return bool(self.public_keys) and self.verify_signature is not None
 
 
-def hash_entry(chain: str, entry: StoredEntry, *, seq: int, prev_hash: str) -> str | None:
-    """The hash ``entry`` would have at ``seq`` after ``prev_hash``; None if unencodable."""
+def hash_entry(canonical: bytes, *, prev_hash: str) -> str | None:
+    """``hex(SHA-256(raw32(prev_hash) || canonical))``; None if a cell cannot be hashed."""
     try:
-        canonical = stored_entry_bytes(encode_basestring(chain), entry, seq)
         return hashlib.sha256(bytes.fromhex(prev_hash) + canonical).hexdigest()
-    except (ValueError, TypeError):  # tampered cells: non-hex prev_hash, NULLs, bad Unicode
+    except (ValueError, TypeError):  # tampered cells: non-hex prev_hash, NULL or non-bytes entry
         return None
+
+
+def claimed_position(canonical: bytes) -> tuple[object, object]:
+    """The (chain, seq) an entry names inside its hashed text; (None, None) if unreadable."""
+    try:
+        document = json.loads(canonical)
+    except (TypeError, ValueError, RecursionError):
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    return document.get("chain"), document.get("seq")
 
 
 @dataclass(slots=True)
@@ -149,6 +153,15 @@ class WalkResult:
     checked: int
     damage: Damage | None = None
     first_unpinned: Damage | None = None
+
+
+def in_batches(
+    rows: Iterable[StoredEntry], size: int = PROGRESS_EVERY_ROWS
+) -> Iterator[list[StoredEntry]]:
+    """``rows`` as lists of up to ``size``, for ``walk_batches``."""
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 def walk_chain(
@@ -161,57 +174,133 @@ def walk_chain(
     progress: Progress | None = None,
     total: int = 0,
 ) -> WalkResult:
+    """``walk_batches`` over rows one at a time (an export file, a test's list)."""
+    return walk_batches(
+        chain,
+        in_batches(entries),
+        start_seq=start_seq,
+        start_prev=start_prev,
+        pinned=pinned,
+        progress=progress,
+        total=total,
+    )
+
+
+def walk_batches(  # noqa: PLR0912 - the hot loop is kept in one frame on purpose
+    chain: str,
+    batches: Iterable[Sequence[StoredEntry]],
+    *,
+    start_seq: int = 1,
+    start_prev: str = GENESIS_HASH,
+    pinned: Mapping[int, str] | None = None,
+    progress: Progress | None = None,
+    total: int = 0,
+) -> WalkResult:
     """Recompute the chain from ``start_seq``; stop at the first damage and classify it.
 
-    ``pinned`` maps sequence numbers to hashes vouched for by signed checkpoints; the first
-    difference is kept as a ``recomputed`` finding, the walk goes on looking for plain damage.
+    ``batches`` are consecutive lists of rows in sequence order (the database's fetch batches);
+    ``progress`` is called after each. ``pinned`` maps sequence numbers to hashes vouched for by
+    signed checkpoints; the first difference is kept as a ``recomputed`` finding, the walk goes
+    on looking for plain damage.
+
+    Position binding: each entry names its chain and seq inside the hashed text, while the walk
+    follows the key columns. The first row walked must name (``chain``, ``start_seq``); every
+    later row is bound to its place by its link, since an entry Bastion wrote links only to its
+    own predecessor. A row whose entry names another place cannot link there unless its hash
+    was forged, which the checkpoints catch as for any forged row.
     """
     pins = pinned or {}
-    rows = iter(entries)
-    result = WalkResult(last_seq=start_seq - 1, last_hash=start_prev, checked=0)
+    pin_order = iter(sorted(seq for seq in pins if seq >= start_seq))
+    next_pin = next(pin_order, None)
+    first_unpinned: Damage | None = None
+    damage: Damage | None = None
+    first: StoredEntry | None = None
     prev, expected = start_prev, start_seq
-    # The hot loop: the previous digest is kept as bytes and the chain id escaped once, so a row
-    # costs one encode and one SHA-256 (the reason verification keeps up with the disk).
-    chain_json = encode_basestring(chain)
     sha256 = hashlib.sha256
     try:
         prev_raw = bytes.fromhex(start_prev)
     except ValueError:
         prev_raw = b""
-    for entry in rows:
-        seq = entry[0]
-        if seq != expected:
-            if seq > expected:
-                detail = f"sequence jumps from {expected - 1} to {seq}: rows were deleted"
-                result.damage = Damage(DamageKind.DELETED, expected, detail)
-            else:
-                detail = f"sequence number {seq} appears twice"
-                result.damage = Damage(DamageKind.INSERTED, seq, detail)
-            return result
-        row_hash = entry[12]
-        try:
-            digest = sha256(prev_raw + stored_entry_bytes(chain_json, entry, seq)).digest()
-        except (TypeError, ValueError):
-            digest = b""
-        if entry[11] != prev or digest.hex() != row_hash:
-            # The row after is read only now: no look-ahead cost on the healthy path.
-            result.damage = _classify(chain, entry, next(rows, None), prev, start_seq)
-            return result
-        pin = pins.get(seq)
-        if pin is not None and pin != row_hash and result.first_unpinned is None:
-            result.first_unpinned = Damage(
-                DamageKind.RECOMPUTED,
-                seq,
-                f"hash of row {seq} differs from the one a signed checkpoint recorded: "
-                "the chain was rewritten from here on",
-            )
-        prev, prev_raw = row_hash, digest
-        expected += 1
-        result.checked += 1
-        result.last_seq, result.last_hash = seq, row_hash
-        if progress is not None and result.checked % PROGRESS_EVERY_ROWS == 0:
-            progress(chain, result.checked, total)
-    return result
+    remaining = iter(batches)
+    for batch in remaining:
+        if first is None and batch:
+            first = batch[0]
+        base = expected
+        # The hot loop: per row one concatenation, one SHA-256, one hex and three comparisons,
+        # nothing decoded or re-encoded; progress and look-ahead are per batch.
+        for seq, canonical, prev_hash, row_hash in batch:
+            if seq != expected:
+                break
+            try:
+                digest = sha256(prev_raw + canonical).digest()
+            except TypeError:  # a NULL or non-bytes entry cell
+                digest = b""
+            if prev_hash != prev or digest.hex() != row_hash:
+                break
+            if seq == next_pin:
+                if pins[seq] != row_hash and first_unpinned is None:
+                    first_unpinned = Damage(
+                        DamageKind.RECOMPUTED,
+                        seq,
+                        f"hash of row {seq} differs from the one a signed checkpoint recorded: "
+                        "the chain was rewritten from here on",
+                    )
+                next_pin = next(pin_order, None)
+            prev, prev_raw = row_hash, digest
+            expected += 1
+        else:
+            if progress is not None:
+                progress(chain, expected - start_seq, total)
+            continue
+        # The row after is read only now: no look-ahead cost on the healthy path.
+        index = expected - base
+        following = batch[index + 1] if index + 1 < len(batch) else _first_of(remaining)
+        damage = _damage_at(
+            chain,
+            batch[index],
+            following=following,
+            prev=prev,
+            expected=expected,
+            start_seq=start_seq,
+        )
+        break
+    if first is not None and expected > start_seq:
+        named = claimed_position(first[1])
+        if named != (chain, start_seq):
+            detail = f"row {start_seq} holds an entry that names {named}, not {(chain, start_seq)}"
+            damage = Damage(DamageKind.EDITED, start_seq, detail)
+    return WalkResult(
+        last_seq=expected - 1,
+        last_hash=prev,
+        checked=expected - start_seq,
+        damage=damage,
+        first_unpinned=first_unpinned,
+    )
+
+
+def _first_of(batches: Iterator[Sequence[StoredEntry]]) -> StoredEntry | None:
+    for batch in batches:
+        if batch:
+            return batch[0]
+    return None
+
+
+def _damage_at(
+    chain: str,
+    entry: StoredEntry,
+    *,
+    following: StoredEntry | None,
+    prev: str,
+    expected: int,
+    start_seq: int,
+) -> Damage:
+    seq = entry[0]
+    if seq > expected:
+        detail = f"sequence jumps from {expected - 1} to {seq}: rows were deleted"
+        return Damage(DamageKind.DELETED, expected, detail)
+    if seq < expected:
+        return Damage(DamageKind.INSERTED, seq, f"sequence number {seq} appears twice")
+    return _classify(chain, entry, following, prev, start_seq)
 
 
 def _classify(  # noqa: PLR0911 - one return per damage kind reads best
@@ -221,17 +310,19 @@ def _classify(  # noqa: PLR0911 - one return per damage kind reads best
     prev: str,
     start_seq: int,
 ) -> Damage:
-    seq, prev_hash, row_hash = entry[0], entry[11], entry[12]
+    seq, prev_hash, row_hash = entry[0], entry[2], entry[3]
 
     def verifies(row: StoredEntry | None, as_seq: int, after: str) -> bool:
+        """``row`` is the entry Bastion wrote at ``as_seq``, right after ``after``."""
         return (
             row is not None
-            and row[11] == after
-            and hash_entry(chain, row, seq=as_seq, prev_hash=after) == row[12]
+            and row[2] == after
+            and hash_entry(row[1], prev_hash=after) == row[3]
+            and claimed_position(row[1]) == (chain, as_seq)
         )
 
     if following is not None and following[0] == seq + 1 and verifies(following, seq, prev):
-        if verifies(entry, seq + 1, following[12]):
+        if verifies(entry, seq + 1, following[3]):
             return Damage(DamageKind.SWAPPED, seq, f"rows {seq} and {seq + 1} were swapped")
         return Damage(DamageKind.INSERTED, seq, f"row {seq} was inserted; later rows renumbered")
     original = _original_seq(chain, entry)
@@ -244,7 +335,7 @@ def _classify(  # noqa: PLR0911 - one return per damage kind reads best
     if original is not None and original < seq:
         detail = f"row(s) inserted at {original}; the original row {original} now sits at {seq}"
         return Damage(DamageKind.INSERTED, original, detail)
-    self_consistent = hash_entry(chain, entry, seq=seq, prev_hash=prev_hash) == row_hash
+    self_consistent = original == seq
     if prev_hash != prev and self_consistent and seq > start_seq:
         detail = f"row {seq - 1} was changed and its hash recomputed; row {seq} no longer links"
         return Damage(DamageKind.EDITED, seq - 1, detail)
@@ -254,14 +345,13 @@ def _classify(  # noqa: PLR0911 - one return per damage kind reads best
 
 
 def _original_seq(chain: str, entry: StoredEntry) -> int | None:
-    seq = entry[0]
-    for offset in range(1, MOVED_ROW_WINDOW + 1):
-        for candidate in (seq + offset, seq - offset):
-            if candidate >= 1 and (
-                hash_entry(chain, entry, seq=candidate, prev_hash=entry[11]) == entry[12]
-            ):
-                return candidate
-    return None
+    """The seq ``entry`` was written at, if it still matches its own hash; else None."""
+    if hash_entry(entry[1], prev_hash=entry[2]) != entry[3]:
+        return None
+    claimed_chain, claimed_seq = claimed_position(entry[1])
+    if claimed_chain != chain or not isinstance(claimed_seq, int) or claimed_seq < 1:
+        return None
+    return claimed_seq
 
 
 @dataclass(slots=True)

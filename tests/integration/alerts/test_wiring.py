@@ -29,7 +29,10 @@ def test_a_damaged_audit_chain_records_a_critical_security_event(container):
     with container.uow.begin() as session:
         assert search_all(session).items == ()  # a healthy chain raises nothing
 
-    tamper(container.engine, "UPDATE audit_events SET target = 'x' WHERE chain_id = 'system'")
+    # One more byte in the hashed entries (the columns are derived from them, migration 0015).
+    tamper(
+        container.engine, "UPDATE audit_events SET entry = entry || ' ' WHERE chain_id = 'system'"
+    )
     report = verify_audit_and_alert(container)
 
     assert not report.ok

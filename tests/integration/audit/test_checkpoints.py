@@ -17,7 +17,7 @@ from bastion.audit.checkpoints import checkpoint_path, load_checkpoint_files, wr
 from bastion.audit.models import AuditCheckpointRow
 from bastion.settings import AuditSettings
 from tests.integration.audit.conftest import TENANT, append_many
-from tests.support.audit import tamper, verify_ed25519
+from tests.support.audit import verify_ed25519
 
 
 def _checkpoints(engine):
@@ -163,7 +163,9 @@ def test_a_failing_webhook_is_logged_and_retried_later(
 
 def test_a_damaged_chain_is_never_signed(engine, audit_log, checkpointer):
     append_many(engine, audit_log, 10)
-    tamper(engine, f"UPDATE audit_events SET target = 'x' WHERE chain_id = '{TENANT}' AND seq = 4")  # noqa: S608
+    from tests.integration.audit.test_tamper import edit_entry
+
+    edit_entry(engine, 4, '"target":"record:4"', '"target":"x"')
     with capture_logs() as logs:
         assert checkpointer.run().created == 0
     assert any(e["event"] == "audit.chain_damaged" and e["seq"] == 4 for e in logs)

@@ -157,9 +157,9 @@ def twenty_events(engine, audit_log, checkpointer):
 def test_a_recomputed_chain_in_an_export_is_caught_by_checkpoint_files_beside_it(
     engine, keyring, checkpoint_dir, tmp_path
 ):
-    from tests.integration.audit.test_tamper import recompute_from
+    from tests.integration.audit.test_tamper import edit_entry, recompute_from
 
-    tamper(engine, f"UPDATE audit_events SET target = 'x' WHERE chain_id = '{TENANT}' AND seq = 7")  # noqa: S608
+    edit_entry(engine, 7, '"target":"record:7"', '"target":"x"')
     recompute_from(engine, 7)
     tamper(engine, f"DELETE FROM audit_checkpoints WHERE chain_id = '{TENANT}'")  # noqa: S608
     path = _export(engine, tmp_path)

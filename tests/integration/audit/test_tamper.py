@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from bastion.audit import DamageKind
 from bastion.audit.canonical import GENESIS_HASH
+from bastion.audit.derived import DERIVED
 from bastion.audit.repository import stream_entries
 from bastion.audit.verify import hash_entry
 from tests.integration.audit.conftest import TENANT, append_many
@@ -52,16 +54,54 @@ def recompute_from(engine, seq):
     statements = []
     for row in rows:
         if row[0] >= seq:
-            new = hash_entry(TENANT, row, seq=row[0], prev_hash=prev)
+            new = hash_entry(row[1], prev_hash=prev)
             statements.append(
                 f"UPDATE audit_events SET prev_hash = '{prev}', hash = '{new}' "
                 f"WHERE {WHERE} AND seq = {row[0]}"
             )
             prev = new
         else:
-            prev = row[12]
+            prev = row[3]
     statements.append(f"UPDATE audit_chain_heads SET last_hash = '{prev}' WHERE {WHERE}")
     tamper(engine, *statements)
+
+
+def edit_entry(engine, seq, old, new, **also):
+    """Replace ``old`` by ``new`` in the stored entry of row ``seq`` (the hashed text)."""
+    sets = "".join(f", {column} = '{value}'" for column, value in also.items())
+    tamper(
+        engine,
+        f"UPDATE audit_events SET entry = replace(entry, :old, :new){sets} "
+        f"WHERE {WHERE} AND seq = {seq}",
+        old=old,
+        new=new,
+    )
+
+
+def make_derived_columns_plain(engine):
+    """What an administrator able to change the schema could do: turn the generated query
+    columns into plain, writable ones (keeping their values)."""
+    columns = [column for column, _, _, _ in DERIVED]
+    if engine.dialect.name == "postgresql":
+        drops = ", ".join(f"ALTER COLUMN {column} DROP EXPRESSION" for column in columns)
+        tamper(engine, f"ALTER TABLE audit_events {drops}")
+        return
+    listed = ", ".join(columns)
+    tamper(
+        engine,
+        "CREATE TABLE audit_events_plain (chain_id VARCHAR(36) NOT NULL, seq BIGINT NOT NULL, "
+        "entry TEXT NOT NULL, prev_hash VARCHAR(64) NOT NULL, hash VARCHAR(64) NOT NULL, "
+        f"{listed}, PRIMARY KEY (chain_id, seq))",
+        "INSERT INTO audit_events_plain SELECT chain_id, seq, entry, prev_hash, hash, "
+        f"{listed} FROM audit_events",
+        "DROP TABLE audit_events",
+        "ALTER TABLE audit_events_plain RENAME TO audit_events",
+    )
+
+
+def entry_of(engine, seq):
+    with engine.connect() as connection:
+        return next(stream_entries(connection, TENANT, from_seq=seq, to_seq=seq))
 
 
 def test_an_untouched_chain_verifies_with_its_signed_checkpoints(chain, verifier):
@@ -74,30 +114,47 @@ def test_an_untouched_chain_verifies_with_its_signed_checkpoints(chain, verifier
 
 
 def test_an_edited_row_is_named(chain, engine, verifier):
-    tamper(engine, f"UPDATE audit_events SET target = 'record:forged' WHERE {WHERE} AND seq = 13")
+    edit_entry(engine, 13, '"target":"record:13"', '"target":"record:forged"')
     damage = the_damage(verifier)
     assert (damage.kind, damage.seq) == (DamageKind.EDITED, 13)
 
 
-def test_an_edited_details_cell_is_named(chain, engine, verifier):
-    tamper(
-        engine,
-        f"UPDATE audit_events SET details = :details WHERE {WHERE} AND seq = 2",
-        details='{"number":1}',
-    )
+def test_an_edited_details_member_is_named(chain, engine, verifier):
+    edit_entry(engine, 2, '"number":2', '"number":1')
     damage = the_damage(verifier)
     assert (damage.kind, damage.seq) == (DamageKind.EDITED, 2)
 
 
-def test_an_edited_row_whose_own_hash_was_recomputed_is_named(chain, engine, verifier):
+def test_the_query_columns_cannot_be_edited_apart_from_the_entry(chain, engine):
+    # They are generated from the hashed entry: the database itself refuses the UPDATE, even
+    # with the append-only triggers out of the way.
+    with pytest.raises(DBAPIError, match="generated"):
+        tamper(engine, f"UPDATE audit_events SET target = 'forged' WHERE {WHERE} AND seq = 13")
     with engine.connect() as connection:
-        row = list(stream_entries(connection, TENANT))[12]
-    forged = (*row[:5], "record:forged", *row[6:])
-    new_hash = hash_entry(TENANT, forged, seq=13, prev_hash=row[11])
-    tamper(
+        target = connection.scalar(
+            text(f"SELECT target FROM audit_events WHERE {WHERE} AND seq = 13")
+        )
+    assert target == "record:13"
+
+
+def test_a_query_column_redefined_as_plain_and_edited_is_named(chain, engine, verifier):
+    make_derived_columns_plain(engine)
+    assert verifier.verify().ok  # redefined, but every value still equals its entry
+    tamper(engine, f"UPDATE audit_events SET target = 'record:forged' WHERE {WHERE} AND seq = 13")
+    damage = the_damage(verifier)
+    assert (damage.kind, damage.seq) == (DamageKind.EDITED, 13)
+    assert "columns of row 13" in damage.detail
+
+
+def test_an_edited_row_whose_own_hash_was_recomputed_is_named(chain, engine, verifier):
+    row = entry_of(engine, 13)
+    forged = row[1].replace(b'"target":"record:13"', b'"target":"record:forged"')
+    edit_entry(
         engine,
-        f"UPDATE audit_events SET target = 'record:forged', hash = '{new_hash}' "
-        f"WHERE {WHERE} AND seq = 13",
+        13,
+        '"target":"record:13"',
+        '"target":"record:forged"',
+        hash=hash_entry(forged, prev_hash=row[2]),
     )
     damage = the_damage(verifier)
     assert (damage.kind, damage.seq) == (DamageKind.EDITED, 13)
@@ -119,29 +176,28 @@ def test_a_deleted_row_hidden_by_renumbering_is_named(chain, engine, verifier):
 def test_a_row_inserted_past_the_head_is_named(chain, engine, verifier):
     tamper(
         engine,
-        "INSERT INTO audit_events (chain_id, seq, occurred_at, tenant_id, actor, action, target, "
-        "outcome, source_ip, user_agent, request_id, details, prev_hash, hash) "
-        "SELECT chain_id, 31, occurred_at, tenant_id, actor, action, 'record:forged', outcome, "
-        "source_ip, user_agent, request_id, details, hash, prev_hash "
+        "INSERT INTO audit_events (chain_id, seq, entry, prev_hash, hash) "
+        "SELECT chain_id, 31, replace(entry, :old, :new), hash, prev_hash "
         f"FROM audit_events WHERE {WHERE} AND seq = 30",
+        old='"seq":30',
+        new='"seq":31',
     )
     damage = the_damage(verifier)
     assert (damage.kind, damage.seq) == (DamageKind.INSERTED, 31)
 
 
 def test_a_correctly_hashed_row_inserted_mid_chain_is_named(chain, engine, verifier):
-    with engine.connect() as connection:
-        row12 = list(stream_entries(connection, TENANT))[11]
+    row12 = entry_of(engine, 12)
     renumber(engine, from_seq=13, by=1)
-    forged = (13, *row12[1:5], "record:forged", *row12[6:11], row12[12], "")
-    forged_hash = hash_entry(TENANT, forged, seq=13, prev_hash=row12[12])
+    forged = row12[1].replace(b'"seq":12', b'"seq":13').replace(b"record:12", b"record:forged")
     tamper(
         engine,
-        "INSERT INTO audit_events (chain_id, seq, occurred_at, tenant_id, actor, action, target, "
-        "outcome, source_ip, user_agent, request_id, details, prev_hash, hash) "
-        "SELECT chain_id, 13, occurred_at, tenant_id, actor, action, 'record:forged', outcome, "
-        f"source_ip, user_agent, request_id, details, hash, '{forged_hash}' "
-        f"FROM audit_events WHERE {WHERE} AND seq = 12",
+        "INSERT INTO audit_events (chain_id, seq, entry, prev_hash, hash) "
+        "VALUES (:chain, 13, :entry, :prev, :hash)",
+        chain=TENANT,
+        entry=forged.decode(),
+        prev=row12[3],
+        hash=hash_entry(forged, prev_hash=row12[3]),
     )
     damage = the_damage(verifier)
     assert (damage.kind, damage.seq) == (DamageKind.INSERTED, 13)
@@ -167,8 +223,7 @@ def test_a_truncated_tail_is_named_from_the_head_row(chain, engine, verifier):
 def test_a_truncated_tail_with_head_and_checkpoints_rewritten_is_caught_by_the_files(
     chain, engine, verifier
 ):
-    with engine.connect() as connection:
-        hash25 = list(stream_entries(connection, TENANT))[24][12]
+    hash25 = entry_of(engine, 25)[3]
     tamper(
         engine,
         f"DELETE FROM audit_events WHERE {WHERE} AND seq > 25",
@@ -183,7 +238,7 @@ def test_a_truncated_tail_with_head_and_checkpoints_rewritten_is_caught_by_the_f
 def test_a_whole_chain_recomputed_after_an_edit_is_caught_by_the_exported_checkpoints(
     chain, engine, verifier
 ):
-    tamper(engine, f"UPDATE audit_events SET target = 'record:forged' WHERE {WHERE} AND seq = 13")
+    edit_entry(engine, 13, '"target":"record:13"', '"target":"record:forged"')
     recompute_from(engine, 13)
     # The administrator also removes the database checkpoints they cannot re-sign.
     tamper(engine, f"DELETE FROM audit_checkpoints WHERE {WHERE}")
@@ -197,7 +252,7 @@ def test_a_recomputed_chain_without_exported_files_is_still_caught_at_a_checkpoi
     from bastion.audit import AuditVerifier
     from tests.support.audit import keys_for
 
-    tamper(engine, f"UPDATE audit_events SET target = 'record:forged' WHERE {WHERE} AND seq = 13")
+    edit_entry(engine, 13, '"target":"record:13"', '"target":"record:forged"')
     recompute_from(engine, 13)
     database_only = AuditVerifier(engine=engine, keys=keys_for(keyring), checkpoint_dir=None)
     damage = the_damage(database_only)
