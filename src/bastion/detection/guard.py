@@ -39,6 +39,8 @@ log = structlog.get_logger("bastion.detection")
 
 BLOCK_FAILURES = "failures"
 BLOCK_STUFFING = "credential_stuffing"
+# A known device's last-seen time moves at most this often (see repository.touch_device).
+DEVICE_TOUCH_INTERVAL = timedelta(days=1)
 
 
 class SqlLoginGuard:
@@ -133,11 +135,13 @@ class SqlLoginGuard:
         fingerprint = devices.fingerprint(
             self._keys, user_id=signed_in.user_id, user_agent=client.user_agent, ip=client.ip
         )
+        # The usual case first, in one primary-key read: a device seen before.
+        known = repository.known_device(session, signed_in.user_id, fingerprint)
+        if known is not None:
+            repository.touch_device(known, now=now, every=DEVICE_TOUCH_INTERVAL)
+            return
         if not repository.has_devices(session, signed_in.user_id):
             # The very first sign-in has nothing to compare with: remember it silently.
-            repository.remember_device(session, signed_in.user_id, fingerprint, now=now)
-            return
-        if repository.is_known_device(session, signed_in.user_id, fingerprint):
             repository.remember_device(session, signed_in.user_id, fingerprint, now=now)
             return
         family = devices.user_agent_family(client.user_agent)

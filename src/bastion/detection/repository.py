@@ -4,7 +4,7 @@ several processes place it once: exactly one of them alerts and mails."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, or_, select, update
@@ -135,8 +135,16 @@ def has_devices(session: Session, user_id: str) -> bool:
     return bool(session.scalar(select(exists().where(KnownDevice.user_id == user_id))))
 
 
-def is_known_device(session: Session, user_id: str, fingerprint: bytes) -> bool:
-    return session.get(KnownDevice, (user_id, fingerprint)) is not None
+def known_device(session: Session, user_id: str, fingerprint: bytes) -> KnownDevice | None:
+    return session.get(KnownDevice, (user_id, fingerprint))
+
+
+def touch_device(device: KnownDevice, *, now: datetime, every: timedelta) -> None:
+    """Move ``last_seen_at`` to ``now`` if it is older than ``every``. It only decides when an
+    unused device is forgotten (after a year, ``purge``), so a day's precision is plenty, and a
+    sign-in from a known device then writes nothing here (no write lock taken for it)."""
+    if as_utc(device.last_seen_at) <= now - every:
+        device.last_seen_at = now
 
 
 def remember_device(session: Session, user_id: str, fingerprint: bytes, *, now: datetime) -> bool:

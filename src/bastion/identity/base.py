@@ -111,21 +111,24 @@ class IdentityBase:
 
     def _find_for_login(self, session: Session, email: str) -> User | None:
         # An unparseable address is just an unknown account: same answer, same cost.
-        try:
-            address = normalise_email(email)
-        except InvalidEmail:
-            return None
-        return self._user_by_email(session, address)
+        return self._login_lookup(session, email)[0]
 
-    def _login_attempt(self, email: str, user: User | None, client: ClientInfo) -> LoginAttempt:
-        """What the login guard sees: the blind index of the address (of the raw text when it is
-        not an address), so an unknown account is counted exactly like a real one."""
+    def _login_lookup(self, session: Session, email: str) -> tuple[User | None, bytes]:
+        """The account for ``email`` (None if unknown or unparseable) and its *account key*:
+        the blind index of the normalised address, or of the raw text when it is not an
+        address, so an unknown account is counted exactly like a real one. One keyed MAC and
+        one indexed read, whichever the case."""
         try:
-            account_key = keys.email_index(self._keys, normalise_email(email))
+            index = keys.email_index(self._keys, normalise_email(email))
         except InvalidEmail:
-            account_key = self._keys.system_mac(
-                keys.EMAIL_INDEX_PURPOSE, email.strip().lower().encode("utf-8")
-            )
+            raw = email.strip().lower().encode("utf-8")
+            return None, self._keys.system_mac(keys.EMAIL_INDEX_PURPOSE, raw)
+        return repository.user_by_email_index(session, index), index
+
+    def _login_attempt(
+        self, account_key: bytes, user: User | None, client: ClientInfo
+    ) -> LoginAttempt:
+        """What the login guard sees (``_login_lookup`` gives the account key)."""
         return LoginAttempt(
             account_key=account_key,
             client=client,

@@ -214,7 +214,8 @@ class PasskeyFlows(SecondFactorFlows):
             self._refuse_login(session, client, actor=asserted.user_id, reason="disabled")
         # The same login guard as a password login (ASVS V6.3.4: no path with weaker controls):
         # an account locked by detection, e.g. after "this wasn't me", stays locked here too.
-        attempt = self._login_attempt(self._email_of(user), user, client)
+        # The stored blind index is the account key a password login for this address uses.
+        attempt = self._login_attempt(user.email_index, user, client)
         if self._guard.admit(session, attempt) is Admission.LOCKED:
             self._refuse_login(session, client, actor=user.id, reason="locked")
         if asserted.counter_regressed:

@@ -383,8 +383,8 @@ class SqlIdentity(PasswordFlows, PasskeyFlows, OperatorFlows):
         Unknown e-mail, wrong password and disabled account cost one argon2 verification each
         and raise the same error; the refusal is audited (and committed: audited refusal).
         """
-        user = self._find_for_login(session, email)
-        attempt = self._login_attempt(email, user, client)
+        user, account_key = self._login_lookup(session, email)
+        attempt = self._login_attempt(account_key, user, client)
         # The guard may refuse a locked account (the same 401 and the same argon2 cost as a wrong
         # password, without checking this one), or a blocked source (429).
         if self._guard.admit(session, attempt) is Admission.LOCKED:
@@ -418,9 +418,15 @@ class SqlIdentity(PasswordFlows, PasskeyFlows, OperatorFlows):
             raise MfaRequired(mfa_token=mfa_token, factors=enrolled)
         # Before the session row: the guard seals its new-device notice before its first write
         # (SQLite, see mail.queue), and a refusal it raises leaves no session behind.
+        # The address was opened for the guard's attempt already: no second decryption.
         self._guard.signed_in(
             session,
-            SignedIn(user_id=user.id, email=self._email_of(user), name=user.name, client=client),
+            SignedIn(
+                user_id=user.id,
+                email=attempt.email or self._email_of(user),
+                name=user.name,
+                client=client,
+            ),
         )
         issued = sessions.issue(
             session, user_id=user.id, client=client, now=self._clock.now(), policy=self._sessions
