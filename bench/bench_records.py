@@ -207,7 +207,25 @@ class Load:
     rps: float
     p50_ms: float
     p99_ms: float
-    errors: int
+    timeouts: int  # wrk gave up waiting (its 2 s default): an answer too slow, not a refusal
+    socket_errors: int  # connect, read or write errors
+    non_2xx: int  # answers the server gave that were not 2xx (a refusal, a 5xx)
+
+    @property
+    def errors(self) -> int:
+        return self.timeouts + self.socket_errors + self.non_2xx
+
+    def describe_errors(self) -> str:
+        parts = [
+            f"{count} {what}"
+            for count, what in (
+                (self.timeouts, "timeouts"),
+                (self.socket_errors, "socket errors"),
+                (self.non_2xx, "non-2xx"),
+            )
+            if count
+        ]
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,14 +244,16 @@ def parse_wrk(output: str) -> Load:
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.MULTILINE)
     if rps is None or p50 is None or p99 is None:
         raise RuntimeError(f"cannot read wrk's report:\n{output}")
-    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", output))
+    socket_errors = sum(int(n) for n in re.findall(r"(?:connect|read|write) (\d+)", output))
+    timeouts = re.search(r"timeout (\d+)", output)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    errors += int(non_2xx.group(1)) if non_2xx else 0
     return Load(
         rps=float(rps.group(1)),
         p50_ms=float(p50.group(1)) * _TIME_UNITS_MS[p50.group(2)],
         p99_ms=float(p99.group(1)) * _TIME_UNITS_MS[p99.group(2)],
-        errors=errors,
+        timeouts=int(timeouts.group(1)) if timeouts else 0,
+        socket_errors=socket_errors,
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
     )
 
 
@@ -375,7 +395,7 @@ def measure(endpoints: list[Endpoint]) -> dict[str, list[tuple[Load, float]]]:
             requests = max(load.rps * RUN_SECONDS, 1)
             cpu_us = (cpu_seconds(endpoint.pid) - cpu_before) / requests * 1e6
             runs[endpoint.name].append((load, cpu_us))
-            errors = f"  {load.errors} errors" if load.errors else ""
+            errors = f"  {load.describe_errors()}" if load.errors else ""
             print(
                 f"  round {round_number}/{ROUNDS} {endpoint.name:>22}: {load.rps:7,.0f} req/s  "
                 f"p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms  "
@@ -409,9 +429,16 @@ def report(runs: dict[str, list[tuple[Load, float]]], bastion: str, bare: str, v
             ),
             note="latency, lower is better",
         )
-    errors = sum(r[0].errors for name in (bastion, bare) for r in runs[name])
-    if errors:
-        print(f"  note: {errors} socket errors or non-2xx answers in {verb} runs", flush=True)
+    for name in (bastion, bare):
+        timeouts = sum(r[0].timeouts for r in runs[name])
+        socket_errors = sum(r[0].socket_errors for r in runs[name])
+        non_2xx = sum(r[0].non_2xx for r in runs[name])
+        if timeouts or socket_errors or non_2xx:
+            print(
+                f"  note: {name}: {timeouts} wrk timeouts (2 s), {socket_errors} socket errors, "
+                f"{non_2xx} non-2xx answers over {ROUNDS} runs",
+                flush=True,
+            )
 
 
 def run_suite(tmp: Path, *, label: str, database_url: str | None, pg_reference: str | None) -> None:

@@ -14,11 +14,13 @@ a CIDR must not lock the only owner out, as in Okta's and Keycloak's admin conso
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bastion.access import recording
@@ -113,21 +115,37 @@ def parse_allowlist(entries: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(networks)
 
 
-def _policy(row: TenantSettingsRow | None) -> TenantPolicy:
-    if row is None:
-        return TenantPolicy()
-    stored = tuple(str(entry) for entry in json.loads(row.ip_allowlist))
+@functools.lru_cache(maxsize=1024)
+def _policy(
+    require_mfa: bool, ip_allowlist: str, break_glass_requires_approval: bool
+) -> TenantPolicy:
+    # Cached by the stored values themselves (never by tenant): every tenant request reads its
+    # settings, and parsing the same allow-list again each time is pure repetition. A change is
+    # a different key, so it applies on the very next request.
+    stored = tuple(str(entry) for entry in json.loads(ip_allowlist))
     return TenantPolicy(
-        require_mfa=row.require_mfa,
+        require_mfa=require_mfa,
         ip_allowlist=stored,
-        break_glass_requires_approval=row.break_glass_requires_approval,
+        break_glass_requires_approval=break_glass_requires_approval,
         networks=parse_allowlist(stored),
     )
 
 
+_SETTINGS = TenantSettingsRow.__table__
+# One plain-column SELECT per tenant request (no ORM entity), built once.
+_READ_SETTINGS: Final = select(
+    _SETTINGS.c.require_mfa, _SETTINGS.c.ip_allowlist, _SETTINGS.c.break_glass_requires_approval
+).where(_SETTINGS.c.tenant_id == bindparam("tenant_id"))
+
+
 def read_policy(session: Session, tenant_id: str) -> TenantPolicy:
     """The tenant's settings as stored now (defaults when it never changed them)."""
-    return _policy(session.get(TenantSettingsRow, tenant_id))
+    row = session.execute(_READ_SETTINGS, {"tenant_id": tenant_id}).one_or_none()
+    if row is None:
+        return TenantPolicy()
+    return _policy(
+        bool(row.require_mfa), str(row.ip_allowlist), bool(row.break_glass_requires_approval)
+    )
 
 
 class PolicyGate:

@@ -6,8 +6,9 @@ Rows never leave this module and the service; callers get ``bastion.access.types
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from bastion.access.models import InvitationRow, MembershipRow, TenantRoleRow, TenantRow
@@ -36,24 +37,41 @@ def add_tenant(
     return row
 
 
+# Every tenant request resolves its tenant through the caller's membership: one statement per
+# form of reference, built once, read as plain columns (no ORM entities: building and loading
+# them cost more CPU per request than the query itself, bench/bench_records.py).
+_TENANTS = TenantRow.__table__
+_MEMBERSHIPS = MembershipRow.__table__
+_MEMBERSHIP_OF: Final = (
+    select(
+        _TENANTS.c.id,
+        _TENANTS.c.slug,
+        _TENANTS.c.name,
+        _TENANTS.c.created_at,
+        _MEMBERSHIPS.c.role,
+        _MEMBERSHIPS.c.custom_role_id,
+    )
+    .select_from(_TENANTS.join(_MEMBERSHIPS, _MEMBERSHIPS.c.tenant_id == _TENANTS.c.id))
+    .where(_MEMBERSHIPS.c.user_id == bindparam("user_id"))
+)
+_MEMBERSHIP_BY_ID: Final = _MEMBERSHIP_OF.where(_TENANTS.c.id == bindparam("ref"))
+_MEMBERSHIP_BY_SLUG: Final = _MEMBERSHIP_OF.where(_TENANTS.c.slug == bindparam("ref"))
+
+
 def membership_for(
     session: Session, *, user_id: str, tenant_id: str | None = None, slug: str | None = None
-) -> tuple[TenantRow, MembershipRow] | None:
-    """The tenant (by id or by slug) joined with ``user_id``'s membership; None when either is
-    missing, so "no such tenant" and "not a member" are indistinguishable to the caller."""
-    statement = (
-        select(TenantRow, MembershipRow)
-        .join(MembershipRow, MembershipRow.tenant_id == TenantRow.id)
-        .where(MembershipRow.user_id == user_id)
-    )
+) -> Row[str, str, str, datetime, str, str | None] | None:
+    """The tenant (by id or by slug) joined with ``user_id``'s membership, as one plain row
+    (``id``, ``slug``, ``name``, ``created_at`` of the tenant; ``role``, ``custom_role_id``);
+    None when either is missing, so "no such tenant" and "not a member" are indistinguishable
+    to the caller."""
     if tenant_id is not None:
-        statement = statement.where(TenantRow.id == tenant_id)
+        statement, ref = _MEMBERSHIP_BY_ID, tenant_id
     elif slug is not None:
-        statement = statement.where(TenantRow.slug == slug)
+        statement, ref = _MEMBERSHIP_BY_SLUG, slug
     else:
         return None
-    found = session.execute(statement).one_or_none()
-    return None if found is None else (found[0], found[1])
+    return session.connection().execute(statement, {"user_id": user_id, "ref": ref}).one_or_none()
 
 
 def memberships_of_user(

@@ -10,6 +10,7 @@ the caller's transaction; the service never commits.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Final, Protocol
 
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +26,7 @@ from bastion.access.errors import (
     SlugTaken,
     TenantNotFound,
 )
-from bastion.access.models import MembershipRow, TenantRow
+from bastion.access.models import MembershipRow
 from bastion.access.permissions import Permission, Role, permissions_of
 from bastion.access.policy import PolicyGate, SecondFactorCheck
 from bastion.access.roles import load_role
@@ -198,18 +199,18 @@ class SqlAccess:
             if operator:
                 return self._break_glass_context(session, user_id=user_id, tenant_ref=tenant_ref)
             raise TenantNotFound
-        tenant, membership = found
         try:
-            role = Role(membership.role)
+            role = Role(found.role)
         except ValueError:
             raise TenantNotFound from None  # a role this code does not know: fail closed
-        if membership.custom_role_id is None:
-            return TenantContext(tenant=_tenant(tenant), user_id=user_id, role=role)
+        tenant = _tenant(found)
+        if found.custom_role_id is None:
+            return TenantContext(tenant=tenant, user_id=user_id, role=role)
         # The membership is established: row-level security may show this tenant's role rows.
         bind_tenant(session, tenant.id)
-        custom = load_role(session, tenant.id, membership.custom_role_id)
+        custom = load_role(session, tenant.id, found.custom_role_id)
         return TenantContext(
-            tenant=_tenant(tenant),
+            tenant=tenant,
             user_id=user_id,
             role=role,
             custom_role=None if custom is None else custom.name,
@@ -502,7 +503,20 @@ class SqlAccess:
         )
 
 
-def _tenant(row: TenantRow) -> Tenant:
+class _TenantColumns(Protocol):
+    """A tenant as read: a ``TenantRow`` or a plain row of the resolution's SELECT."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def slug(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+def _tenant(row: _TenantColumns) -> Tenant:
     created_at = as_utc(row.created_at)
     return Tenant(id=TenantId(row.id), slug=row.slug, name=row.name, created_at=created_at)
 

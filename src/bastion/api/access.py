@@ -13,6 +13,8 @@ what, and ``route_access`` reads it back:
   permission checked against the role (403 problem, audited on the tenant's chain). The one
   declaration an API key may pass: the key must be bound to that tenant (404 otherwise, as for
   a stranger) and its effective permissions are its own AND its creator's current role.
+  ``tenant_call(Permission.X)`` declares and enforces the same rule for a route that does its
+  whole synchronous work in one step (``bastion.api.tenant_call``: the record hot path).
 
 ``tests/unit/api/test_route_access.py`` walks ``app.routes`` and fails for any route with no
 declaration, or with more than one.
@@ -37,11 +39,10 @@ from bastion.api.deps import (
     EnrollingPrincipalDep,
     PrincipalDep,
     SessionDep,
-    credential_of,
     ensure_enrolled,
     get_enrolling_principal,
 )
-from bastion.db import bind_tenant
+from bastion.api.tenant_call import authorize_tenant_request, tenant_call_dependency
 from bastion.errors import AppError
 from bastion.identity import Principal
 
@@ -174,23 +175,22 @@ def requires(permission: Permission) -> Any:
         client: ClientDep,
     ) -> TenantContext:
         # Authenticated here rather than through CredentialDep: one threadpool hop less a call.
-        principal = credential_of(request, container, session)
-        access = container.access
-        # ``operator``: a non-member operator gets a read-only context while they hold an
-        # active break-glass grant on this tenant (404 otherwise, like anyone else).
-        context = access.resolve(
-            session, user_id=principal.user_id, tenant_ref=tenant, operator=principal.is_operator
+        return authorize_tenant_request(
+            request, container, session, tenant=tenant, permission=permission, client=client
         )
-        # An API key: its own tenant only, its permissions AND the creator's current role.
-        context = container.api_keys.narrow(session, context, principal, client=client)
-        bind_tenant(session, context.tenant_id)  # row-level security: this tenant's rows only
-        # The tenant's IP allow-list and MFA requirement are checked first, inside authorize;
-        # the route is recorded with every break-glass read.
-        access.authorize(session, context, permission, client=client, route=request.url.path)
-        return context
 
     _declare(tenant_permission, AccessRule(AccessKind.PERMISSION, permission))
     return Depends(tenant_permission)
+
+
+def tenant_call(permission: Permission) -> Any:
+    """Declare ``permission`` in the ``{tenant}`` of the path, as ``requires`` does, for a route
+    that does its whole synchronous work in one step; yields a ``TenantCall`` whose ``run``
+    authorizes exactly as ``requires`` (same order, same refusals) and then runs the route's
+    work in the same transaction and worker thread (see ``bastion.api.tenant_call``)."""
+    dependency = tenant_call_dependency(permission)
+    _declare(dependency, AccessRule(AccessKind.PERMISSION, permission))
+    return Depends(dependency)
 
 
 def _rules(dependant: Dependant) -> Iterator[AccessRule]:

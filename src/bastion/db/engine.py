@@ -8,8 +8,9 @@ never a silent, empty new one. PostgreSQL: psycopg 3, pre-ping, bounded pool wai
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -40,14 +41,83 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+# --- one writer at a time, queued in the process ------------------------------------------------
+# SQLite has one write lock per database. A connection that finds it taken waits in SQLite's
+# busy handler, which *sleeps and polls* (1, 2, 5 ... 100 ms). Under 50 concurrent writes the
+# lock then sits free while every waiter sleeps, throughput collapses and the unlucky ones
+# starve past clients' timeouts (bench/bench_records.py saw ~40 wrk timeouts per POST run, the
+# bare sqlite3 app too). A writer of this process first takes this process-wide gate, just
+# before its first write statement, and gives it back when its transaction ends: waiters are
+# woken at once, in order of the kernel's lock queue. The gate never replaces SQLite's lock
+# (another process still meets the busy handler); a writer that has waited the whole busy
+# timeout for it goes on without it and lets SQLite decide, so the gate can slow nothing
+# down past what SQLite alone would.
+_WRITE_PREFIXES: Final = ("INSERT", "UPDATE", "DELETE", "REPLAC")
+_gates: dict[Path, threading.Lock] = {}
+_gates_lock = threading.Lock()
+
+
+def _write_gate(path: Path) -> threading.Lock:
+    key = path.resolve()
+    with _gates_lock:
+        return _gates.setdefault(key, threading.Lock())
+
+
+class _GatedConnection(sqlite3.Connection):
+    """A sqlite3 connection that releases the write gate when its transaction ends."""
+
+    gate: threading.Lock | None = None
+    holds_gate = False
+
+    def take_gate(self) -> None:
+        if self.gate is not None and not self.holds_gate:
+            self.holds_gate = self.gate.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+
+    def release_gate(self) -> None:
+        gate = self.gate
+        if self.holds_gate and gate is not None:
+            self.holds_gate = False
+            gate.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.release_gate()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.release_gate()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.release_gate()
+
+
+def _take_write_gate(
+    connection: Any, _cursor: Any, statement: str, *_args: Any, **_kwargs: Any
+) -> None:
+    if statement.lstrip()[:6].upper() in _WRITE_PREFIXES:
+        dbapi_connection = connection.connection.dbapi_connection
+        if isinstance(dbapi_connection, _GatedConnection):
+            dbapi_connection.take_gate()
+
+
 def _sqlite_connect(path: Path, *, create: bool) -> sqlite3.Connection:
     mode = "rwc" if create else "rw"
-    return sqlite3.connect(
+    connection = sqlite3.connect(
         f"file:{path}?mode={mode}",
         uri=True,
         timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
         check_same_thread=False,
+        factory=_GatedConnection,
     )
+    connection.gate = _write_gate(path)
+    return connection
 
 
 def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -79,6 +149,7 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
             pool_timeout=POOL_TIMEOUT_SECONDS,
         )
         event.listen(engine, "connect", _apply_sqlite_pragmas)
+        event.listen(engine, "before_cursor_execute", _take_write_gate)
         return engine
     return create_engine(
         url,

@@ -16,15 +16,15 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from bastion.db.session import defer_until_commit
-from bastion.identity import repository
 from bastion.identity.errors import CsrfCheckFailed, NotAuthenticated
 from bastion.identity.factors import has_second_factor
-from bastion.identity.models import USER_AGENT_CHARS, AuthSession
+from bastion.identity.models import USER_AGENT_CHARS, AuthSession, User
 from bastion.identity.types import ClientInfo, IssuedSession, Principal, SessionId, UserId
 from bastion.kernel.clock import as_utc
 from bastion.kernel.ids import new_id, new_token, token_digest
@@ -83,12 +83,43 @@ def issue(
     )
 
 
-def is_live(row: AuthSession, *, now: datetime, policy: SessionPolicy) -> bool:
+class _SessionTimes(Protocol):
+    @property
+    def revoked_at(self) -> datetime | None: ...
+    @property
+    def expires_at(self) -> datetime: ...
+    @property
+    def last_seen_at(self) -> datetime: ...
+
+
+def is_live(row: _SessionTimes, *, now: datetime, policy: SessionPolicy) -> bool:
     return (
         row.revoked_at is None
         and as_utc(row.expires_at) > now
         and as_utc(row.last_seen_at) + policy.idle_timeout > now
     )
+
+
+# Every request runs this lookup: the session and its user in one row, as plain columns (a
+# SQLAlchemy Core statement built once). Loading two ORM entities per request cost more CPU
+# than the SQLite query itself (bench/bench_records.py); nothing here is changed through them.
+_SESSIONS = AuthSession.__table__
+_USERS = User.__table__
+_LOOKUP: Final = (
+    select(
+        _SESSIONS.c.id,
+        _SESSIONS.c.user_id,
+        _SESSIONS.c.token_hash,
+        _SESSIONS.c.csrf_hash,
+        _SESSIONS.c.revoked_at,
+        _SESSIONS.c.expires_at,
+        _SESSIONS.c.last_seen_at,
+        _USERS.c.disabled_at,
+        _USERS.c.is_operator,
+    )
+    .select_from(_SESSIONS.join(_USERS, _USERS.c.id == _SESSIONS.c.user_id))
+    .where(_SESSIONS.c.token_hash == bindparam("token_hash"))
+)
 
 
 def authenticate(
@@ -109,14 +140,13 @@ def authenticate(
     if not token or len(token) > MAX_TOKEN_CHARS:
         raise NotAuthenticated
     digest = token_digest(token)
-    found = repository.session_and_user_by_token_hash(session, digest)
-    if found is None:
+    row = session.connection().execute(_LOOKUP, {"token_hash": digest}).one_or_none()
+    if row is None:
         raise NotAuthenticated
-    row, user = found
     if (
         not hmac.compare_digest(row.token_hash, digest)
         or not is_live(row, now=now, policy=policy)
-        or user.disabled_at is not None
+        or row.disabled_at is not None
     ):
         raise NotAuthenticated
     if require_csrf and (
@@ -129,12 +159,12 @@ def authenticate(
         touch = update(AuthSession).where(AuthSession.id == row.id).values(last_seen_at=now)
         defer_until_commit(session, touch)
     return Principal(
-        user_id=UserId(user.id),
+        user_id=UserId(row.user_id),
         session_id=SessionId(row.id),
-        is_operator=user.is_operator,
+        is_operator=row.is_operator,
         via_cookie=via_cookie,
         # One more primary-key read, for operators only.
-        must_enrol_mfa=user.is_operator and not has_second_factor(session, user.id),
+        must_enrol_mfa=row.is_operator and not has_second_factor(session, row.user_id),
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -51,7 +51,21 @@ def to_collection(row: CollectionRow) -> Collection:
     )
 
 
-def indexed_of(row: CollectionRow) -> tuple[str, ...]:
+class CollectionDefinition(Protocol):
+    """What writing a record needs of its collection: a ``CollectionRow`` or the plain row of
+    ``repository.collection_definition``."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def json_schema(self) -> str | None: ...
+    @property
+    def indexed_fields(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+
+
+def indexed_of(row: CollectionDefinition) -> tuple[str, ...]:
     return tuple(json.loads(row.indexed_fields))
 
 
@@ -133,7 +147,16 @@ class SqlCollections:
             raise CollectionNotFound
         return row
 
-    def validator(self, row: CollectionRow) -> Draft202012Validator | None:
+    def definition(
+        self, session: Session, context: TenantContext, name: str
+    ) -> CollectionDefinition:
+        """As ``row``, as a plain row for a record write; CollectionNotFound (404) likewise."""
+        found = repository.collection_definition(session, context.tenant_id, name)
+        if found is None:
+            raise CollectionNotFound
+        return found
+
+    def validator(self, row: CollectionDefinition) -> Draft202012Validator | None:
         """The compiled schema of this collection version, or None without a schema."""
         key = (row.id, row.version)
         if key in self._validators:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, cast
 
-from sqlalchemy import Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import Row, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bastion.records.models import CollectionRow, RecordIndexRow, RecordRow
@@ -20,6 +20,28 @@ def collection(session: Session, tenant_id: str, name: str) -> CollectionRow | N
         select(CollectionRow).where(
             CollectionRow.tenant_id == tenant_id, CollectionRow.name == name
         )
+    ).one_or_none()
+
+
+_COLLECTION_DEFINITION: Final = select(
+    CollectionRow.__table__.c.id,
+    CollectionRow.__table__.c.json_schema,
+    CollectionRow.__table__.c.indexed_fields,
+    CollectionRow.__table__.c.version,
+).where(
+    CollectionRow.__table__.c.tenant_id == bindparam("tenant_id"),
+    CollectionRow.__table__.c.name == bindparam("name"),
+)
+
+
+def collection_definition(
+    session: Session, tenant_id: str, name: str
+) -> Row[str, str | None, str, int] | None:
+    """What a record write needs of its collection (``id``, ``json_schema``,
+    ``indexed_fields``, ``version``) as one plain row: the create path's lookup, with no ORM
+    entity built (its statement is built once)."""
+    return session.execute(
+        _COLLECTION_DEFINITION, {"tenant_id": tenant_id, "name": name}
     ).one_or_none()
 
 
@@ -176,6 +198,34 @@ def replace_index(
         )
     )
     add_index(session, tenant_id, collection_id, record_id, digests)
+
+
+_INSERT_RECORD: Final = insert(cast(Table, RecordRow.__table__))
+
+
+def insert_record(
+    session: Session,
+    tenant_id: str,
+    collection_id: str,
+    record_id: str,
+    *,
+    sealed: bytes,
+    now: datetime,
+) -> None:
+    """A new record at version 1 (a Core INSERT: nothing reads it back through the ORM)."""
+    session.execute(
+        _INSERT_RECORD,
+        {
+            "id": record_id,
+            "tenant_id": tenant_id,
+            "collection_id": collection_id,
+            "sealed": sealed,
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+        },
+    )
 
 
 def add_index(

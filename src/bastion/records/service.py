@@ -24,7 +24,7 @@ from bastion.identity import ClientInfo
 from bastion.kernel.clock import Clock, as_utc
 from bastion.kernel.ids import new_id
 from bastion.records import documents, repository
-from bastion.records.collections import SqlCollections, indexed_of
+from bastion.records.collections import CollectionDefinition, SqlCollections, indexed_of
 from bastion.records.errors import (
     InvalidCursor,
     InvalidFilter,
@@ -176,22 +176,13 @@ class SqlRecords:
         client: ClientInfo,
     ) -> Record:
         """A new record with a random id. SchemaViolation (422), RecordTooLarge (413)."""
-        row = self.collections.row(session, context, collection)
+        row = self.collections.definition(session, context, collection)
         record_id = new_id()
         sealed, digests = self._prepare(context, row, record_id, document)
         now = self._clock.now()
-        record = RecordRow(
-            id=record_id,
-            tenant_id=context.tenant_id,
-            collection_id=row.id,
-            sealed=sealed,
-            version=1,
-            created_at=now,
-            updated_at=now,
-            deleted_at=None,
+        repository.insert_record(
+            session, context.tenant_id, row.id, record_id, sealed=sealed, now=now
         )
-        session.add(record)
-        session.flush()
         # A new id has no index entries to replace (the INSERT above would have failed).
         repository.add_index(session, context.tenant_id, row.id, record_id, digests)
         self._record_write(
@@ -359,7 +350,11 @@ class SqlRecords:
         return current
 
     def _prepare(
-        self, context: TenantContext, collection: CollectionRow, record_id: str, document: Any
+        self,
+        context: TenantContext,
+        collection: CollectionDefinition,
+        record_id: str,
+        document: Any,
     ) -> tuple[bytes, dict[str, bytes]]:
         """Validate, measure, seal and index a document (before any write of the caller's:
         see the keyring's note on SQLite write locks)."""

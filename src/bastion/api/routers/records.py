@@ -17,9 +17,10 @@ from typing import Annotated, Any, Final
 
 from anyio import CapacityLimiter, to_thread
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from sqlalchemy.orm import Session
 
 from bastion.access import Permission, TenantContext
-from bastion.api.access import requires
+from bastion.api.access import requires, tenant_call
 from bastion.api.deps import ClientDep, ContainerDep, SessionDep
 from bastion.api.schemas.records import (
     CollectionList,
@@ -29,8 +30,10 @@ from bastion.api.schemas.records import (
     RecordOut,
     UpdateCollectionRequest,
 )
+from bastion.api.tenant_call import TenantCall
 from bastion.audit import AuditEvent
 from bastion.errors import UnsupportedMediaType
+from bastion.identity import ClientInfo
 from bastion.records import (
     CollectionChanges,
     InvalidFilter,
@@ -114,14 +117,17 @@ def _media_type(request: Request) -> str:
 
 async def _json_document(request: Request) -> dict[str, Any]:
     """The body as a JSON object (400 otherwise), sent as application/json (415 otherwise)."""
-    media_type = _media_type(request)
+    return _json_object(_media_type(request), await request.body())
+
+
+def _json_object(media_type: str, body: bytes) -> dict[str, Any]:
     if media_type != "application/json" and not (
         media_type.startswith("application/")
         and media_type.endswith("+json")
         and media_type != MERGE_PATCH
     ):
         raise UnsupportedMediaType("Send the record as application/json.")
-    return parse_object(await request.body())
+    return parse_object(body)
 
 
 async def _merge_patch(request: Request) -> dict[str, Any]:
@@ -280,18 +286,23 @@ def delete_collection(
     responses=WRITE_PROBLEMS,
     openapi_extra=JSON_BODY,
 )
-def create_record(
+async def create_record(
     *,
     request: Request,
     name: NamePath,
-    context: Annotated[TenantContext, requires(Permission.RECORD_WRITE)],
-    document: DocumentBody,
-    container: ContainerDep,
-    session: SessionDep,
-    client: ClientDep,
+    call: Annotated[TenantCall, tenant_call(Permission.RECORD_WRITE)],
 ) -> Response:
     """Store a JSON object as a new record (random id); answers it with its ETag."""
-    record = container.records.create(session, context, name, document=document, client=client)
+    media_type = _media_type(request)
+    body = await request.body()
+    container = call.container
+
+    def create(session: Session, context: TenantContext, client: ClientInfo) -> Record:
+        # The body is judged only once the caller is authorized (401/404/403 come first).
+        document = _json_object(media_type, body)
+        return container.records.create(session, context, name, document=document, client=client)
+
+    record = await call.run(create)
     return _record_response(record, status_code=201, location=f"{request.url.path}/{record.id}")
 
 
@@ -351,21 +362,22 @@ def _filters(request: Request) -> dict[str, str]:
 
 
 @router.get("/{name}/records/{record_id}", response_model=RecordOut, responses=READ_PROBLEMS)
-def get_record(
+async def get_record(
     *,
-    audit: ReadAuditDep,
     name: NamePath,
     record_id: RecordPath,
-    context: Annotated[TenantContext, requires(Permission.RECORD_READ)],
-    container: ContainerDep,
-    session: SessionDep,
-    client: ClientDep,
+    call: Annotated[TenantCall, tenant_call(Permission.RECORD_READ)],
 ) -> Response:
     """One record with its ``ETag``."""
-    read = container.records.read(session, context, name, record_id, client=client)
-    if read.audit is not None:
-        audit.append(read.audit)
-    return _record_response(read.record)
+    records = call.container.records
+
+    def read(
+        session: Session, context: TenantContext, client: ClientInfo
+    ) -> tuple[Record, AuditEvent | None]:
+        found = records.read(session, context, name, record_id, client=client)
+        return found.record, found.audit
+
+    return _record_response(await call.run_read(read))
 
 
 @router.put(
