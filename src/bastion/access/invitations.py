@@ -10,7 +10,7 @@ stays out of the append-only log).
 from __future__ import annotations
 
 import hmac
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Final, Protocol
 
 from sqlalchemy import select
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bastion.access import repository
 from bastion.access.errors import AlreadyMember, InvitationInvalid, InvitationNotFound
-from bastion.access.models import InvitationRow
+from bastion.access.models import ApiKeyRow, InvitationRow
 from bastion.access.permissions import Permission, Role, permissions_of
 from bastion.access.roles import load_role
 from bastion.access.service import SqlAccess
@@ -57,6 +57,21 @@ def _sender_may_still_grant(session: Session, row: InvitationRow, role: Role) ->
     if role is Role.OWNER and Permission.OWNER_MANAGE not in held:
         return False
     return sender.custom_role_id is None or permissions_of(role) <= held
+
+
+def _key_still_live(session: Session, row: InvitationRow, *, now: datetime) -> bool:
+    """For an invitation sent through an API key: whether that key still works (neither
+    revoked, with every path that revokes keys, nor expired). True for one sent from a
+    session."""
+    if row.invited_with_api_key is None:
+        return True
+    key = session.get(ApiKeyRow, row.invited_with_api_key)
+    return (
+        key is not None
+        and key.tenant_id == row.tenant_id
+        and key.revoked_at is None
+        and as_utc(key.expires_at) > now
+    )
 
 
 class InvitationKeys(Protocol):
@@ -110,6 +125,7 @@ class SqlInvitations:
             role=role.value,
             token_hash=token_digest(token),
             invited_by=context.user_id,
+            invited_with_api_key=context.api_key_id,
             created_at=now,
             expires_at=now + INVITATION_LIFETIME,
         )
@@ -162,9 +178,12 @@ class SqlInvitations:
         if repository.member(session, row.tenant_id, user_id) is not None:
             raise AlreadyMember
         role = Role(row.role)
-        if not _sender_may_still_grant(session, row, role):
-            # Sent by someone since demoted (or gone): it must not hand out what they no longer
-            # could. The same answer as any dead invitation.
+        if not _sender_may_still_grant(session, row, role) or not _key_still_live(
+            session, row, now=now
+        ):
+            # Sent by someone since demoted (or gone), or through an API key since revoked or
+            # expired: it must not hand out what they no longer could. The same answer as any
+            # dead invitation.
             raise InvitationInvalid
         try:
             with session.begin_nested():

@@ -71,6 +71,8 @@ class InvitationRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     invited_by: Mapped[str | None] = mapped_column(String(36))
+    # The API key it was sent with (None: a signed-in session): it dies with that key.
+    invited_with_api_key: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

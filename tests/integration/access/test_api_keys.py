@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select, text
 
-from bastion.access import Permission, Role, SqlAccess, SqlApiKeys, TenantNotFound
+from bastion.access import (
+    InvitationInvalid,
+    Permission,
+    Role,
+    SqlAccess,
+    SqlApiKeys,
+    SqlInvitations,
+    TenantNotFound,
+)
 from bastion.access.api_key_errors import (
     ApiKeyCannotCreateKeys,
     ApiKeyExpiryInvalid,
@@ -17,14 +25,17 @@ from bastion.access.api_key_errors import (
     TooManyApiKeys,
 )
 from bastion.access.models import ApiKeyRow
+from bastion.access.permissions import permissions_of
 from bastion.audit import AuditFilter, AuditLog, AuditQuery
 from bastion.db import UnitOfWork, bind_user, make_engine
 from bastion.errors import AppError
 from bastion.identity import NotAuthenticated
 from bastion.kernel.clock import FrozenClock
 from bastion.kernel.ids import token_digest
+from bastion.mail import DirectoryOutbox
 from bastion.settings import AuditSettings
 from tests.support.identity import CLIENT, last_token, make_keyring, make_rig
+from tests.support.mail import DeliverOnCommit
 from tests.support.rls import app_role
 
 PASSWORD = "correct horse battery staple"
@@ -485,3 +496,52 @@ def test_under_row_level_security_a_key_authenticates_and_dies_with_its_user(
     for key, tenant in zip(issued, (acme, globex), strict=True):
         with pytest.raises(ApiKeyRefused):
             world.use(key.secret, tenant.id)
+
+
+@pytest.fixture
+def invitations(rig, access, tmp_path):
+    return SqlInvitations(
+        access=access,
+        keys=rig.keyring,
+        outbox=DeliverOnCommit(DirectoryOutbox(directory=tmp_path / "in", sender="b@example.com")),
+        clock=rig.clock,
+        base_url="https://x",
+    )
+
+
+def test_an_invitation_sent_with_a_key_dies_with_the_key(world, rig, invitations, tmp_path):
+    """Red team: a leaked key invites an address its holder controls; revoking the key (or its
+    expiry) must withdraw that invitation too, or the holder walks in after the revocation."""
+    ann = world.user("ann")
+    acme = world.tenant(ann, "acme")
+    # A key grants only roles whose permissions it holds itself: the viewer's, and inviting.
+    invite = sorted({*(p.value for p in permissions_of(Role.VIEWER)), "access:invitation:create"})
+    revoked_key = world.create(ann, acme, permissions=invite)
+    expiring_key = world.create(ann, acme, permissions=invite, expires_in_days=1)
+    live_key = world.create(ann, acme, permissions=invite)
+    for issued, address in (
+        (revoked_key, "leak@example.com"),
+        (expiring_key, "late@example.com"),
+        (live_key, "kept@example.com"),
+    ):
+        context = world.use(issued.secret, acme.id)
+        with rig.uow.begin() as session:
+            invitations.invite(session, context, email=address, role=Role.VIEWER, client=CLIENT)
+    with rig.uow.begin() as session:
+        world.keys.revoke(
+            session, world.context(session, ann, acme), key_id=revoked_key.key.id, client=CLIENT
+        )
+    rig.advance(seconds=2 * 86_400)  # the 1-day key has expired; invitations last 7 days
+
+    def accept(name):
+        user = world.user(name)
+        token = last_token(tmp_path / "in", to=f"{name}@example.com", subject_contains="acme")
+        with rig.uow.begin() as session:
+            return invitations.accept(
+                session, token=token, user_id=user, email=f"{name}@example.com", client=CLIENT
+            )
+
+    for name in ("leak", "late"):
+        with pytest.raises(InvitationInvalid):
+            accept(name)
+    assert accept("kept").role is Role.VIEWER
