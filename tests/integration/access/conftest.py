@@ -1,10 +1,12 @@
 import pytest
 
-from bastion.access import SqlAccess
+from bastion.access import SqlAccess, SqlInvitations
 from bastion.audit import AuditLog
 from bastion.db import make_engine, upgrade_to_head
+from bastion.mail import DirectoryOutbox
 from bastion.settings import AuditSettings
 from tests.support.identity import make_rig
+from tests.support.mail import DeliverOnCommit
 
 
 @pytest.fixture
@@ -28,3 +30,15 @@ def audit_log(rig):
 @pytest.fixture
 def access(rig, audit_log):
     return SqlAccess(keys=rig.keyring, audit_log=audit_log, clock=rig.clock)
+
+
+@pytest.fixture
+def invitations(rig, access, tmp_path):
+    """Invitations mailed (on commit) as files into ``tmp_path / "in"``."""
+    return SqlInvitations(
+        access=access,
+        keys=rig.keyring,
+        outbox=DeliverOnCommit(DirectoryOutbox(directory=tmp_path / "in", sender="b@example.com")),
+        clock=rig.clock,
+        base_url="https://x",
+    )

@@ -12,7 +12,6 @@ from bastion.access import (
     Role,
     SqlAccess,
     SqlApiKeys,
-    SqlInvitations,
     TenantNotFound,
 )
 from bastion.access.api_key_errors import (
@@ -32,10 +31,8 @@ from bastion.errors import AppError
 from bastion.identity import NotAuthenticated
 from bastion.kernel.clock import FrozenClock
 from bastion.kernel.ids import token_digest
-from bastion.mail import DirectoryOutbox
 from bastion.settings import AuditSettings
 from tests.support.identity import CLIENT, last_token, make_keyring, make_rig
-from tests.support.mail import DeliverOnCommit
 from tests.support.rls import app_role
 
 PASSWORD = "correct horse battery staple"
@@ -496,17 +493,6 @@ def test_under_row_level_security_a_key_authenticates_and_dies_with_its_user(
     for key, tenant in zip(issued, (acme, globex), strict=True):
         with pytest.raises(ApiKeyRefused):
             world.use(key.secret, tenant.id)
-
-
-@pytest.fixture
-def invitations(rig, access, tmp_path):
-    return SqlInvitations(
-        access=access,
-        keys=rig.keyring,
-        outbox=DeliverOnCommit(DirectoryOutbox(directory=tmp_path / "in", sender="b@example.com")),
-        clock=rig.clock,
-        base_url="https://x",
-    )
 
 
 def test_an_invitation_sent_with_a_key_dies_with_the_key(world, rig, invitations, tmp_path):

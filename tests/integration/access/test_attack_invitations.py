@@ -7,10 +7,8 @@ their API keys; otherwise the invitation, accepted later, restores the access ju
 
 import pytest
 
-from bastion.access import InvitationInvalid, Role, SqlInvitations, TenantNotFound
-from bastion.mail import DirectoryOutbox
+from bastion.access import InvitationInvalid, Role, TenantNotFound
 from tests.support.identity import CLIENT, last_token
-from tests.support.mail import DeliverOnCommit
 
 PASSWORD = "correct horse battery staple"
 
@@ -20,17 +18,6 @@ def _user(rig, email):
         return rig.identity.signup(
             session, email=email, password=PASSWORD, name=None, client=CLIENT
         ).id
-
-
-@pytest.fixture
-def invitations(rig, access, tmp_path):
-    return SqlInvitations(
-        access=access,
-        keys=rig.keyring,
-        outbox=DeliverOnCommit(DirectoryOutbox(directory=tmp_path / "in", sender="b@example.com")),
-        clock=rig.clock,
-        base_url="https://x",
-    )
 
 
 def test_removing_a_member_withdraws_the_invitations_they_sent(rig, access, invitations, tmp_path):
