@@ -142,7 +142,14 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
     mail_queue = SqlMailQueue(sealer=keyring)
     # Identity's read-only answers for access governance (second factors, review facts).
     directory = SqlUserDirectory(keys=keyring)
-    access = SqlAccess(keys=keyring, audit_log=audit_log, clock=clock, second_factors=directory)
+    security_events = SqlSecurityEvents(settings=settings.alerts, clock=clock)
+    access = SqlAccess(
+        keys=keyring,
+        audit_log=audit_log,
+        clock=clock,
+        second_factors=directory,
+        signals=security_events,
+    )
     api_keys = SqlApiKeys(audit_log=audit_log, clock=clock)
     # Records are sealed under tenant data keys: rotation re-encrypts them, retirement counts them.
     keyring.register_target(RecordsReencryptionTarget(engine=engine))
@@ -151,7 +158,6 @@ def build(settings: Settings, *, clock: Clock | None = None, create: bool = Fals
         keyring.register_system_column(
             SystemSealedColumn.of(column, purpose=purpose, engine=engine)
         )
-    security_events = SqlSecurityEvents(settings=settings.alerts, clock=clock)
     login_guard = SqlLoginGuard(
         settings=settings.detection,
         counters=Counters.from_settings(settings.rate_limits),

@@ -11,10 +11,12 @@ from sqlalchemy import update
 
 from bastion.access import SqlAccess
 from bastion.access.governance import Governance, build_governance
+from bastion.alerts import SqlSecurityEvents
 from bastion.audit import AuditFilter, AuditLog, AuditQuery
 from bastion.errors import AppError
 from bastion.identity.directory import SqlUserDirectory
 from bastion.identity.models import TotpCredential, User
+from bastion.settings import AlertsSettings
 from tests.support.identity import CLIENT, Rig
 
 PASSWORD = "correct horse battery staple"
@@ -75,7 +77,11 @@ class Stack:
 def make_stack(rig: Rig, audit_log: AuditLog) -> Stack:
     directory = SqlUserDirectory(keys=rig.keyring)
     access = SqlAccess(
-        keys=rig.keyring, audit_log=audit_log, clock=rig.clock, second_factors=directory
+        keys=rig.keyring,
+        audit_log=audit_log,
+        clock=rig.clock,
+        second_factors=directory,
+        signals=SqlSecurityEvents(settings=AlertsSettings(), clock=rig.clock),
     )
     governance = build_governance(
         access=access, directory=directory, audit_log=audit_log, clock=rig.clock

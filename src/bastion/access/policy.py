@@ -18,6 +18,7 @@ import functools
 import ipaddress
 import json
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Final, Protocol
 
 from sqlalchemy import bindparam, select
@@ -34,6 +35,7 @@ from bastion.access.errors import (
 from bastion.access.models import TenantSettingsRow
 from bastion.access.permissions import Permission
 from bastion.access.types import AccessAction, TenantContext
+from bastion.alerts.types import SecurityEvent, Severity
 from bastion.audit import AuditLog, Outcome
 from bastion.audit.events import JsonValue
 from bastion.identity import ClientInfo
@@ -148,12 +150,40 @@ def read_policy(session: Session, tenant_id: str) -> TenantPolicy:
     )
 
 
-class PolicyGate:
-    """Enforces a tenant's allow-list and second-factor requirement on each request."""
+class RepeatedSignals(Protocol):
+    """Security events recorded at most once a window (``alerts.SqlSecurityEvents``)."""
 
-    def __init__(self, *, audit_log: AuditLog, second_factors: SecondFactorCheck | None) -> None:
+    def record_once(
+        self, session: Session, event: SecurityEvent, *, within: timedelta
+    ) -> object | None: ...
+
+
+IP_REFUSED_EVENT: Final = "access.ip_refused"
+# One alert per member (or API key) and address an hour: a refused client retries with every
+# request, and its owners need to know that it happens, not how often.
+IP_REFUSED_ALERT_WINDOW: Final = timedelta(hours=1)
+
+
+class PolicyGate:
+    """Enforces a tenant's allow-list and second-factor requirement on each request.
+
+    A request the allow-list refuses came with a valid credential of a member (or of an API
+    key) from a network the tenant does not allow: perhaps a member travelling, perhaps a stolen
+    token used elsewhere. Besides the audit entry, it raises a MEDIUM security event for the
+    tenant (its owners see it with their other security events; alert sinks route it), once an
+    hour per member or key and address.
+    """
+
+    def __init__(
+        self,
+        *,
+        audit_log: AuditLog,
+        second_factors: SecondFactorCheck | None,
+        signals: RepeatedSignals | None = None,
+    ) -> None:
         self._audit = audit_log
         self._second_factors = second_factors
+        self._signals = signals
 
     def has_second_factor(self, session: Session, user_id: str) -> bool:
         # Without an identity directory nothing can be proved: fail closed.
@@ -167,10 +197,27 @@ class PolicyGate:
         policy = read_policy(session, context.tenant_id)
         if not policy.allows_address(client.ip):
             self._refuse(session, context, AccessAction.IP_REFUSED, client)
+            self._signal_ip_refusal(session, context, client)
             raise IpNotAllowed
         if policy.require_mfa and not self.has_second_factor(session, context.user_id):
             self._refuse(session, context, AccessAction.MFA_REQUIRED_REFUSED, client)
             raise TenantMfaRequired
+
+    def _signal_ip_refusal(
+        self, session: Session, context: TenantContext, client: ClientInfo
+    ) -> None:
+        if self._signals is None:
+            return
+        by_key = context.api_key_id is not None
+        event = SecurityEvent(
+            type=IP_REFUSED_EVENT,
+            severity=Severity.MEDIUM,
+            subject=context.api_key_id if context.api_key_id is not None else context.user_id,
+            source=client.ip,
+            tenant_id=context.tenant_id,
+            details={"credential": "api_key" if by_key else "session", "user": context.user_id},
+        )
+        self._signals.record_once(session, event, within=IP_REFUSED_ALERT_WINDOW)
 
     def _refuse(
         self, session: Session, context: TenantContext, action: AccessAction, client: ClientInfo

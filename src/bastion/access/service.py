@@ -28,7 +28,7 @@ from bastion.access.errors import (
 )
 from bastion.access.models import MembershipRow
 from bastion.access.permissions import Permission, Role, permissions_of
-from bastion.access.policy import PolicyGate, SecondFactorCheck
+from bastion.access.policy import PolicyGate, RepeatedSignals, SecondFactorCheck
 from bastion.access.roles import load_role
 from bastion.access.types import (
     AccessAction,
@@ -123,12 +123,14 @@ class SqlAccess:
         audit_log: AuditLog,
         clock: Clock,
         second_factors: SecondFactorCheck | None = None,
+        signals: RepeatedSignals | None = None,
     ) -> None:
         self._keys = keys
         self._audit = audit_log
         self._clock = clock
         # Without ``second_factors`` a tenant that requires MFA refuses everyone (fail closed).
-        self._gate = PolicyGate(audit_log=audit_log, second_factors=second_factors)
+        # ``signals``: where allow-list refusals raise security events (none without it).
+        self._gate = PolicyGate(audit_log=audit_log, second_factors=second_factors, signals=signals)
 
     def create_tenant(
         self, session: Session, *, user_id: str, name: str, slug: str, client: ClientInfo

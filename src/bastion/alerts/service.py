@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import insert
+from sqlalchemy import exists, insert, select
 from sqlalchemy.orm import Session
 
 from bastion.alerts.errors import InvalidSecurityEvent
@@ -97,6 +97,26 @@ class SqlSecurityEvents:
 
     def record(self, session: Session, event: SecurityEvent) -> StoredSecurityEvent:
         return self.record_at(session, event, now=self._clock.now())
+
+    def record_once(
+        self, session: Session, event: SecurityEvent, *, within: timedelta
+    ) -> StoredSecurityEvent | None:
+        """Record ``event`` unless one of the same type, tenant, subject and source was
+        recorded in the last ``within`` (None then). For signals that repeat with every request
+        (a refused network, say): one alert per occurrence would bury the owners, while one per
+        window still says that it goes on. Decided by the database, so every process agrees."""
+        now = self._clock.now()
+        table = SecurityEventRow
+        same = exists().where(
+            table.type == event.type,
+            table.tenant_id.is_not_distinct_from(event.tenant_id),
+            table.subject == event.subject,
+            table.source.is_not_distinct_from(event.source),
+            table.occurred_at > now - within,
+        )
+        if session.scalar(select(same)):
+            return None
+        return self.record_at(session, event, now=now)
 
     def record_at(
         self, session: Session, event: SecurityEvent, *, now: datetime

@@ -8,6 +8,8 @@ import pytest
 from bastion.access import Permission, PermissionDenied, Role
 from bastion.access.errors import InvalidPolicy, IpNotAllowed, PolicyLockout, TenantMfaRequired
 from bastion.access.policy import PolicyChange, TenantPolicy
+from bastion.alerts import Severity
+from bastion.alerts.query import SecurityEventFilter, search_tenant
 from tests.support.governance import make_stack
 from tests.support.identity import CLIENT
 
@@ -120,6 +122,46 @@ def test_the_allow_list_refuses_members_outside_it_before_any_permission_check(s
     # An empty list lifts the restriction.
     _change(stack, owner, client=INSIDE, ip_allowlist=())
     _authorize(stack, tenant["member"], tenant["id"], client=OUTSIDE)
+
+
+def _ip_refusal_events(stack, tenant_id):
+    with stack.rig.uow.begin() as session:
+        page = search_tenant(session, tenant_id, SecurityEventFilter(type="access.ip_refused"))
+    return [item.event for item in reversed(page.items)]
+
+
+def test_allow_list_refusals_alert_the_tenant_once_an_hour_per_member_and_address(stack, tenant):
+    owner = _context(stack, tenant["owner"], tenant["id"])
+    _change(stack, owner, ip_allowlist=("198.51.100.0/24",), confirm_lockout=True)
+    elsewhere = dataclasses.replace(CLIENT, ip="203.0.113.50")
+    for client in (OUTSIDE, OUTSIDE, OUTSIDE, elsewhere):
+        with pytest.raises(IpNotAllowed):
+            _authorize(stack, tenant["member"], tenant["id"], client=client)
+    with pytest.raises(IpNotAllowed):
+        _authorize(stack, tenant["owner"], tenant["id"], client=OUTSIDE)
+    _authorize(stack, tenant["member"], tenant["id"], client=INSIDE)  # admitted: no event
+
+    events = _ip_refusal_events(stack, tenant["id"])
+    # Every refusal is audited; the alerts are one per (member, address) in the hour.
+    assert len(stack.actions(tenant["id"], "access.ip_refused")) == 5
+    # (The frozen clock gives them one time, so the page order among them is arbitrary.)
+    assert sorted((e.subject, e.source) for e in events) == sorted(
+        [
+            (tenant["member"], OUTSIDE.ip),
+            (tenant["member"], elsewhere.ip),
+            (tenant["owner"], OUTSIDE.ip),
+        ]
+    )
+    assert {e.severity for e in events} == {Severity.MEDIUM}
+    assert {(e.subject, e.details["credential"], e.details["user"]) for e in events} == {
+        (tenant["member"], "session", tenant["member"]),
+        (tenant["owner"], "session", tenant["owner"]),
+    }
+    # The refusals go on an hour later: the owners hear of it again.
+    stack.rig.advance(minutes=61)
+    with pytest.raises(IpNotAllowed):
+        _authorize(stack, tenant["member"], tenant["id"], client=OUTSIDE)
+    assert len(_ip_refusal_events(stack, tenant["id"])) == 4
 
 
 def test_required_mfa_refuses_members_without_a_second_factor_until_they_enrol(stack, tenant):
