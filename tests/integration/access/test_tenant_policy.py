@@ -157,11 +157,23 @@ def test_allow_list_refusals_alert_the_tenant_once_an_hour_per_member_and_addres
         (tenant["member"], "session", tenant["member"]),
         (tenant["owner"], "session", tenant["owner"]),
     }
+    # An API key of the member's, from the same address: the key is its own subject.
+    key = dataclasses.replace(
+        _context(stack, tenant["member"], tenant["id"]),
+        api_key_id="key-1",
+        api_key_permissions=frozenset({Permission.TENANT_READ}),
+    )
+    with pytest.raises(IpNotAllowed), stack.edge() as session:
+        stack.access.authorize(session, key, Permission.TENANT_READ, client=OUTSIDE)
+    by_key = [e for e in _ip_refusal_events(stack, tenant["id"]) if e.subject == "key-1"]
+    assert [(e.source, dict(e.details)) for e in by_key] == [
+        (OUTSIDE.ip, {"credential": "api_key", "user": tenant["member"]})
+    ]
     # The refusals go on an hour later: the owners hear of it again.
     stack.rig.advance(minutes=61)
     with pytest.raises(IpNotAllowed):
         _authorize(stack, tenant["member"], tenant["id"], client=OUTSIDE)
-    assert len(_ip_refusal_events(stack, tenant["id"])) == 4
+    assert len(_ip_refusal_events(stack, tenant["id"])) == 5
 
 
 def test_required_mfa_refuses_members_without_a_second_factor_until_they_enrol(stack, tenant):
