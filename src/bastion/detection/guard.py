@@ -30,7 +30,7 @@ from bastion.detection.counters import Counters, window
 from bastion.detection.errors import CountersUnavailable, SourceBlocked
 from bastion.detection.links import LinkPurpose
 from bastion.identity.guard import Admission, LoginAttempt, SignedIn
-from bastion.kernel.clock import Clock, as_utc
+from bastion.kernel.clock import Clock
 from bastion.mail.queue import MailQueue
 from bastion.observability.metrics import LOCKOUTS, LOGINS, SOURCES_BLOCKED
 from bastion.settings import DetectionSettings
@@ -85,17 +85,19 @@ class SqlLoginGuard:
             return Admission.OPEN
         now = self._clock.now()
         source = devices.source_of(attempt.client.ip) if attempt.client.ip else None
-        blocked = repository.active_block(session, source, now=now) if source else None
-        if blocked is not None:
+        # One read for both, and the same one for an unknown account (its user id is None).
+        standing = repository.standing(
+            session,
+            source=source,
+            user_id=attempt.user_id,
+            now=now,
+            password_changed_at=attempt.password_changed_at,
+        )
+        if standing.blocked_until is not None:
             LOGINS.labels("blocked").inc()
-            left = (as_utc(blocked.blocked_until) - now).total_seconds()
+            left = (standing.blocked_until - now).total_seconds()
             raise SourceBlocked(retry_after=max(1, math.ceil(left)))
-        if attempt.user_id is not None and (
-            repository.active_lock(
-                session, attempt.user_id, now=now, password_changed_at=attempt.password_changed_at
-            )
-            is not None
-        ):
+        if standing.locked:
             LOGINS.labels("locked").inc()
             return Admission.LOCKED
         if not self._counters.hit(self._account, "account", attempt.account_key.hex()):
@@ -136,9 +138,16 @@ class SqlLoginGuard:
             self._keys, user_id=signed_in.user_id, user_agent=client.user_agent, ip=client.ip
         )
         # The usual case first, in one primary-key read: a device seen before.
-        known = repository.known_device(session, signed_in.user_id, fingerprint)
-        if known is not None:
-            repository.touch_device(known, now=now, every=DEVICE_TOUCH_INTERVAL)
+        last_seen = repository.device_last_seen(session, signed_in.user_id, fingerprint)
+        if last_seen is not None:
+            repository.touch_device(
+                session,
+                signed_in.user_id,
+                fingerprint,
+                last_seen_at=last_seen,
+                now=now,
+                every=DEVICE_TOUCH_INTERVAL,
+            )
             return
         if not repository.has_devices(session, signed_in.user_id):
             # The very first sign-in has nothing to compare with: remember it silently.

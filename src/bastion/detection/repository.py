@@ -4,10 +4,21 @@ several processes place it once: exactly one of them alerts and mails."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final, cast
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -16,6 +27,10 @@ from bastion.kernel.clock import as_utc
 
 REASON_FAILURES = "failures"
 REASON_REPORTED = "reported"
+
+_LOCKS = cast(Table, LoginLockout.__table__)
+_BLOCKS = cast(Table, BlockedSource.__table__)
+_DEVICES = cast(Table, KnownDevice.__table__)
 
 
 def _insert(session: Session, table: Any) -> Any:
@@ -29,12 +44,80 @@ def active_lock(
     """The lock in force on ``user_id`` now, if any. A "reported" lock (no end time) holds until
     the password changes after it was placed."""
     row = session.get(LoginLockout, user_id, populate_existing=True)
-    if row is None or row.released_at is not None:
+    if row is None or not _lock_in_force(
+        locked_at=row.locked_at,
+        locked_until=row.locked_until,
+        released_at=row.released_at,
+        now=now,
+        password_changed_at=password_changed_at,
+    ):
         return None
-    if row.locked_until is None:
-        changed = password_changed_at is not None and password_changed_at > as_utc(row.locked_at)
-        return None if changed else row
-    return row if as_utc(row.locked_until) > now else None
+    return row
+
+
+def _lock_in_force(
+    *,
+    locked_at: datetime,
+    locked_until: datetime | None,
+    released_at: datetime | None,
+    now: datetime,
+    password_changed_at: datetime | None,
+) -> bool:
+    if released_at is not None:
+        return False
+    if locked_until is None:
+        return password_changed_at is None or password_changed_at <= as_utc(locked_at)
+    return as_utc(locked_until) > now
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What a login attempt meets before its password is checked."""
+
+    # The end of the source's block, when one is in force.
+    blocked_until: datetime | None
+    # The account is locked (``active_lock`` would return a row).
+    locked: bool
+
+
+def _by_key(table: Table, column: str, key: str) -> ScalarSelect[Any]:
+    return (
+        select(table.c[column])
+        .where(table.primary_key.columns[0] == bindparam(key))
+        .scalar_subquery()
+    )
+
+
+# Every login asks both questions: one statement of primary-key reads (Core, built once)
+# instead of two ORM loads. A missing source or account binds NULL, which matches no row.
+_STANDING: Final = select(
+    _by_key(_BLOCKS, "blocked_until", "source").label("blocked_until"),
+    _by_key(_LOCKS, "locked_at", "user_id").label("locked_at"),
+    _by_key(_LOCKS, "locked_until", "user_id").label("locked_until"),
+    _by_key(_LOCKS, "released_at", "user_id").label("released_at"),
+)
+
+
+def standing(
+    session: Session,
+    *,
+    source: str | None,
+    user_id: str | None,
+    now: datetime,
+    password_changed_at: datetime | None,
+) -> Standing:
+    """The block in force on ``source`` and whether ``user_id`` is locked (as ``active_lock``
+    decides), in one round trip."""
+    row = session.connection().execute(_STANDING, {"source": source, "user_id": user_id}).one()
+    blocked = row.blocked_until is not None and as_utc(row.blocked_until) > now
+    locked = row.locked_at is not None and _lock_in_force(
+        locked_at=row.locked_at,
+        locked_until=row.locked_until,
+        released_at=row.released_at,
+        now=now,
+        password_changed_at=password_changed_at,
+    )
+    return Standing(blocked_until=as_utc(row.blocked_until) if blocked else None, locked=locked)
 
 
 def lock(
@@ -87,13 +170,6 @@ def release(session: Session, user_id: str, *, now: datetime) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-def active_block(session: Session, source: str, *, now: datetime) -> BlockedSource | None:
-    row = session.get(BlockedSource, source, populate_existing=True)
-    if row is None or as_utc(row.blocked_until) <= now:
-        return None
-    return row
-
-
 def block(session: Session, source: str, *, reason: str, now: datetime, until: datetime) -> bool:
     """Block ``source`` until ``until``; False when a block was already in force."""
     values = {"source": source, "reason": reason, "blocked_at": now, "blocked_until": until}
@@ -135,16 +211,50 @@ def has_devices(session: Session, user_id: str) -> bool:
     return bool(session.scalar(select(exists().where(KnownDevice.user_id == user_id))))
 
 
-def known_device(session: Session, user_id: str, fingerprint: bytes) -> KnownDevice | None:
-    return session.get(KnownDevice, (user_id, fingerprint))
+_DEVICE_SEEN: Final = select(_DEVICES.c.last_seen_at).where(
+    _DEVICES.c.user_id == bindparam("user_id"),
+    _DEVICES.c.fingerprint == bindparam("fingerprint"),
+)
+_TOUCH_DEVICE: Final = (
+    update(_DEVICES)
+    .where(
+        _DEVICES.c.user_id == bindparam("device_user"),
+        _DEVICES.c.fingerprint == bindparam("device_fingerprint"),
+    )
+    .values(last_seen_at=bindparam("now"))
+)
 
 
-def touch_device(device: KnownDevice, *, now: datetime, every: timedelta) -> None:
-    """Move ``last_seen_at`` to ``now`` if it is older than ``every``. It only decides when an
-    unused device is forgotten (after a year, ``purge``), so a day's precision is plenty, and a
-    sign-in from a known device then writes nothing here (no write lock taken for it)."""
-    if as_utc(device.last_seen_at) <= now - every:
-        device.last_seen_at = now
+def device_last_seen(session: Session, user_id: str, fingerprint: bytes) -> datetime | None:
+    """When ``user_id`` last signed in from ``fingerprint`` (None: never), in one primary-key
+    read (Core: every login from a known device asks)."""
+    seen = (
+        session.connection()
+        .execute(_DEVICE_SEEN, {"user_id": user_id, "fingerprint": fingerprint})
+        .scalar_one_or_none()
+    )
+    return None if seen is None else as_utc(seen)
+
+
+def touch_device(
+    session: Session,
+    user_id: str,
+    fingerprint: bytes,
+    *,
+    last_seen_at: datetime,
+    now: datetime,
+    every: timedelta,
+) -> bool:
+    """Move a known device's ``last_seen_at`` to ``now`` if it is older than ``every``; True if
+    it moved. It only decides when an unused device is forgotten (after a year, ``purge``), so a
+    day's precision is plenty, and a sign-in from a known device then writes nothing here (no
+    write lock taken for it)."""
+    if last_seen_at > now - every:
+        return False
+    session.connection().execute(
+        _TOUCH_DEVICE, {"device_user": user_id, "device_fingerprint": fingerprint, "now": now}
+    )
+    return True
 
 
 def remember_device(session: Session, user_id: str, fingerprint: bytes, *, now: datetime) -> bool:

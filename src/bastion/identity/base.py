@@ -25,6 +25,7 @@ from bastion.identity.keys import SystemKeys
 from bastion.identity.mfa import SecondFactors
 from bastion.identity.models import PasswordHistory, User
 from bastion.identity.passwords import PasswordHasher, PasswordPolicy, check_not_reused
+from bastion.identity.repository import LoginAccount
 from bastion.identity.revocation import CredentialRevoker
 from bastion.identity.sessions import SessionPolicy
 from bastion.identity.types import (
@@ -103,30 +104,30 @@ class IdentityBase:
             mfa_enabled=mfa_enabled,
         )
 
-    def _email_of(self, user: User) -> str:
+    def _email_of(self, user: User | LoginAccount) -> str:
         return keys.open_email(self._keys, user.id, user.email_sealed)
 
     def _user_by_email(self, session: Session, address: EmailAddress) -> User | None:
         return repository.user_by_email_index(session, keys.email_index(self._keys, address))
 
-    def _find_for_login(self, session: Session, email: str) -> User | None:
+    def _find_for_login(self, session: Session, email: str) -> LoginAccount | None:
         # An unparseable address is just an unknown account: same answer, same cost.
         return self._login_lookup(session, email)[0]
 
-    def _login_lookup(self, session: Session, email: str) -> tuple[User | None, bytes]:
-        """The account for ``email`` (None if unknown or unparseable) and its *account key*:
-        the blind index of the normalised address, or of the raw text when it is not an
-        address, so an unknown account is counted exactly like a real one. One keyed MAC and
-        one indexed read, whichever the case."""
+    def _login_lookup(self, session: Session, email: str) -> tuple[LoginAccount | None, bytes]:
+        """The account for ``email`` (None if unknown or unparseable), with its enrolled
+        second factors, and its *account key*: the blind index of the normalised address, or
+        of the raw text when it is not an address, so an unknown account is counted exactly
+        like a real one. One keyed MAC and at most one indexed read."""
         try:
             index = keys.email_index(self._keys, normalise_email(email))
         except InvalidEmail:
             raw = email.strip().lower().encode("utf-8")
             return None, self._keys.system_mac(keys.EMAIL_INDEX_PURPOSE, raw)
-        return repository.user_by_email_index(session, index), index
+        return repository.login_account(session, index), index
 
     def _login_attempt(
-        self, account_key: bytes, user: User | None, client: ClientInfo
+        self, account_key: bytes, user: User | LoginAccount | None, client: ClientInfo
     ) -> LoginAttempt:
         """What the login guard sees (``_login_lookup`` gives the account key)."""
         return LoginAttempt(

@@ -403,8 +403,9 @@ class SqlIdentity(PasswordFlows, PasskeyFlows, OperatorFlows):
         rehashed = self._hasher.needs_rehash(user.password_hash)
         if rehashed:
             # Kept even when a second factor is still due (committed with MfaRequired).
-            user.password_hash = self._hasher.hash(password)
-        enrolled = factors.enrolled_factors(session, user.id)
+            repository.set_password_hash(session, user.id, self._hasher.hash(password))
+        # Read with the account (one statement); the password was needed to learn them.
+        enrolled = factors.factor_names(totp=user.has_totp, passkey=user.has_passkey)
         if enrolled:
             mfa_token = self._mfa.open_challenge(session, user_id=user.id, now=self._clock.now())
             self._record(

@@ -7,6 +7,7 @@ from bastion.alerts.models import SecurityEventRow
 from bastion.detection import LinkInvalid
 from bastion.detection.models import KnownDevice
 from bastion.identity import ClientInfo, InvalidCredentials, NotAuthenticated
+from bastion.kernel.clock import as_utc
 from tests.integration.detection.conftest import ALICE, PASSWORD
 from tests.support.identity import last_token, read_mails
 
@@ -31,6 +32,25 @@ def test_the_first_sign_in_and_a_known_device_on_the_same_network_send_nothing(r
     rig.signup(EMAIL)
     rig.login(EMAIL, PASSWORD)
     rig.login(EMAIL, PASSWORD, SAME_NETWORK)
+    assert _sign_in_mails(rig) == []
+
+
+def _last_seen(rig, user_id):
+    with rig.uow.begin() as session:
+        (row,) = session.scalars(select(KnownDevice).where(KnownDevice.user_id == user_id)).all()
+        return as_utc(row.last_seen_at)
+
+
+def test_a_known_device_s_last_seen_time_moves_at_most_daily(rig):
+    user_id = rig.signup(EMAIL)
+    rig.login(EMAIL, PASSWORD)
+    first = _last_seen(rig, user_id)
+    rig.advance(hours=23)
+    rig.login(EMAIL, PASSWORD, SAME_NETWORK)
+    assert _last_seen(rig, user_id) == first  # no write for a sign-in within the day
+    rig.advance(hours=1)
+    rig.login(EMAIL, PASSWORD)
+    assert _last_seen(rig, user_id) == rig.clock.now()
     assert _sign_in_mails(rig) == []
 
 
