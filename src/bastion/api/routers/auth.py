@@ -32,6 +32,7 @@ from bastion.api.schemas.identity import (
     VerifyEmailRequest,
 )
 from bastion.api.schemas.passkeys import AssertionRequest, PasskeyMfaOptionsRequest
+from bastion.identity import IssuedSession
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 JSON = "application/json"
@@ -59,14 +60,28 @@ def signup(
     return AccountCreated(id=account.id, email=account.email)
 
 
-@router.post("/login", dependencies=[SameSiteOnly], responses=PROBLEMS)
+def session_response(issued: IssuedSession) -> Response:
+    """``SessionToken`` JSON plus the session cookies, serialized here once. A returned model
+    would be validated again by FastAPI, in a threadpool hop of its own (a sync route), on
+    every login."""
+    token = SessionToken(
+        token=issued.token,
+        expires_at=issued.expires_at,
+        idle_expires_at=issued.idle_expires_at,
+        csrf_token=issued.csrf_token,
+    )
+    response = Response(content=token.model_dump_json(), media_type=JSON)
+    set_session_cookies(response, issued)
+    return response
+
+
+@router.post("/login", dependencies=[SameSiteOnly], response_model=SessionToken, responses=PROBLEMS)
 def login(
     body: LoginRequest,
-    response: Response,
     container: ContainerDep,
     session: SessionDep,
     client: ClientDep,
-) -> SessionToken:
+) -> Response:
     """A new session: the token in the body (for ``Authorization: Bearer``) and as a cookie.
 
     Unknown e-mail, wrong password and disabled account answer the same 401, in similar time.
@@ -75,23 +90,16 @@ def login(
     issued = container.identity.login(
         session, email=body.email, password=body.password, client=client
     )
-    set_session_cookies(response, issued)
-    return SessionToken(
-        token=issued.token,
-        expires_at=issued.expires_at,
-        idle_expires_at=issued.idle_expires_at,
-        csrf_token=issued.csrf_token,
-    )
+    return session_response(issued)
 
 
-@router.post("/mfa", dependencies=[SameSiteOnly], responses=PROBLEMS)
+@router.post("/mfa", dependencies=[SameSiteOnly], response_model=SessionToken, responses=PROBLEMS)
 def complete_mfa(
     body: MfaRequest,
-    response: Response,
     container: ContainerDep,
     session: SessionDep,
     client: ClientDep,
-) -> SessionToken:
+) -> Response:
     """Finish a login with a TOTP code or a recovery code (each works once), or with a passkey
     assertion answering ``/api/v1/auth/mfa/passkey/options``."""
     if body.passkey is not None:
@@ -102,13 +110,7 @@ def complete_mfa(
         issued = container.identity.complete_mfa(
             session, mfa_token=body.mfa_token, code=body.code or "", client=client
         )
-    set_session_cookies(response, issued)
-    return SessionToken(
-        token=issued.token,
-        expires_at=issued.expires_at,
-        idle_expires_at=issued.idle_expires_at,
-        csrf_token=issued.csrf_token,
-    )
+    return session_response(issued)
 
 
 @router.post("/mfa/passkey/options", dependencies=[SameSiteOnly], responses=PROBLEMS)
@@ -127,26 +129,21 @@ def passkey_login_options(container: ContainerDep, session: SessionDep) -> Respo
     return Response(content=container.identity.begin_passkey_login(session), media_type=JSON)
 
 
-@router.post("/passkey", dependencies=[SameSiteOnly], responses=PROBLEMS)
+@router.post(
+    "/passkey", dependencies=[SameSiteOnly], response_model=SessionToken, responses=PROBLEMS
+)
 def passkey_login(
     body: AssertionRequest,
-    response: Response,
     container: ContainerDep,
     session: SessionDep,
     client: ClientDep,
-) -> SessionToken:
+) -> Response:
     """A new session for a passkey assertion with user verification (the passkey is both
     factors). A wrong or unknown passkey answers the same 401 as a wrong password."""
     issued = container.identity.login_with_passkey(
         session, credential=body.credential, client=client
     )
-    set_session_cookies(response, issued)
-    return SessionToken(
-        token=issued.token,
-        expires_at=issued.expires_at,
-        idle_expires_at=issued.idle_expires_at,
-        csrf_token=issued.csrf_token,
-    )
+    return session_response(issued)
 
 
 @router.post(
