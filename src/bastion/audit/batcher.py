@@ -173,13 +173,13 @@ class ReadAuditBatcher:
         failure: BaseException | None = None
         try:
             with self._uow.begin() as session:
-                for waiter in ordered:
-                    try:
-                        self._audit_log.append(session, waiter.event)
-                    except InvalidAuditEvent as exc:
-                        # Raised before the event touches the database: the rest of the batch
-                        # is unharmed, and only this caller learns its event was refused.
-                        waiter.error = exc
+                # One head lock and one multi-row INSERT per chain, not a statement per event.
+                outcomes = self._audit_log.append_batch(session, [w.event for w in ordered])
+                for waiter, outcome in zip(ordered, outcomes, strict=True):
+                    if isinstance(outcome, InvalidAuditEvent):
+                        # Refused before the event touched the database: the rest of the
+                        # batch is unharmed, and only this caller learns its event was refused.
+                        waiter.error = outcome
         except (AuditWriteFailed, SQLAlchemyError) as exc:
             failure = exc
         except Exception as exc:  # the writer must outlive any failure, or every caller hangs

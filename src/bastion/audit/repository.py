@@ -88,6 +88,15 @@ def insert_event(connection: Connection, values: Mapping[str, object]) -> bool:
     return True
 
 
+def insert_events(connection: Connection, rows: Sequence[Mapping[str, object]]) -> None:
+    """Insert consecutive entries of one chain, its head locked by the caller (``lock_head``),
+    in one multi-row statement; the database checks each against the head and moves it, as
+    for ``insert_event``. A refused row raises IntegrityError, after which the caller's
+    transaction must roll back (rows before it may be written in it)."""
+    if rows:
+        connection.execute(_INSERT_EVENT, list(rows))
+
+
 def remember_actor(connection: Connection, pseudonym: str, user_id: str, now: datetime) -> None:
     _insert_ignoring_conflict(
         connection, ACTORS, {"pseudonym": pseudonym, "user_id": user_id, "created_at": now}

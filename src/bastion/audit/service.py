@@ -9,7 +9,8 @@ work rolls the business change back (DESIGN invariant 2).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Final, Protocol, TypedDict
@@ -99,6 +100,60 @@ class AuditLog:
         touching the database, and AuditWriteFailed if the database refuses the write; in both
         cases the caller's transaction must not commit the action.
         """
+        prepared = self._prepare(event)
+        try:
+            connection = session.connection()
+            seq, new_hash = self._write(connection, prepared.chain, prepared.entry_at)
+            self._remember(session, connection, prepared)
+        except SQLAlchemyError as exc:
+            raise AuditWriteFailed from exc
+        self._known_heads[prepared.chain] = (seq, new_hash)
+        return EntryRef(chain=prepared.chain, seq=seq, hash=new_hash)
+
+    def append_batch(
+        self, session: Session, events: Sequence[AuditEvent]
+    ) -> list[EntryRef | InvalidAuditEvent]:
+        """Record several events in the caller's transaction (the read-audit group commit).
+
+        Each chain's events are written in the given order with one head lock and one multi-row
+        INSERT, instead of a statement each. An event that fails validation comes back as its
+        InvalidAuditEvent and takes no place in its chain; the others are unaffected. Raises
+        AuditWriteFailed if the database refuses the write: the caller must then not commit.
+        """
+        outcomes: dict[int, EntryRef | InvalidAuditEvent] = {}
+        runs: dict[str, list[tuple[int, _Prepared]]] = {}
+        for index, audit_event in enumerate(events):
+            try:
+                prepared = self._prepare(audit_event)
+            except InvalidAuditEvent as exc:
+                outcomes[index] = exc
+                continue
+            runs.setdefault(prepared.chain, []).append((index, prepared))
+        heads: dict[str, tuple[int, str]] = {}
+        try:
+            connection = session.connection()
+            # Heads locked in chain order, as every batch does: two processes' batches cannot
+            # deadlock on PostgreSQL.
+            for chain in sorted(runs):
+                seq, prev_hash = repository.lock_head(connection, chain)
+                rows = []
+                for index, prepared in runs[chain]:
+                    row = _row(chain, seq + 1, prev_hash, prepared.entry_at)
+                    seq, prev_hash = row["seq"], row["hash"]
+                    rows.append(row)
+                    outcomes[index] = EntryRef(chain=chain, seq=seq, hash=prev_hash)
+                repository.insert_events(connection, rows)
+                for _, prepared in runs[chain]:
+                    self._remember(session, connection, prepared)
+                heads[chain] = (seq, prev_hash)
+        except SQLAlchemyError as exc:
+            raise AuditWriteFailed from exc
+        self._known_heads.update(heads)
+        return [outcomes[index] for index in range(len(events))]
+
+    def _prepare(self, event: AuditEvent) -> _Prepared:
+        """Validate ``event`` and build everything of its entry but the position, which only
+        the chain head decides. Raises InvalidAuditEvent; touches no database."""
         chain = chain_for(event.tenant_id)
         action = checked_action(event.action)
         try:
@@ -108,7 +163,6 @@ class AuditLog:
         details_json = canonical_details(event.details, max_bytes=self._max_details_bytes)
         actor = None if event.actor_user_id is None else self.pseudonym_for(event.actor_user_id)
         now = self._clock.now()
-        # Everything but the position, which only the chain head decides.
         entry_at = partial(
             entry_text,
             chain=chain,
@@ -123,15 +177,13 @@ class AuditLog:
             request_id=checked_request_id(event.request_id),
             details_json=details_json,
         )
-        try:
-            connection = session.connection()
-            seq, new_hash = self._write(connection, chain, entry_at)
-            if actor is not None and event.actor_user_id is not None:
-                self._remember_actor(session, connection, actor, event.actor_user_id, now)
-        except SQLAlchemyError as exc:
-            raise AuditWriteFailed from exc
-        self._known_heads[chain] = (seq, new_hash)
-        return EntryRef(chain=chain, seq=seq, hash=new_hash)
+        return _Prepared(chain, actor, event.actor_user_id, now, entry_at)
+
+    def _remember(self, session: Session, connection: Connection, prepared: _Prepared) -> None:
+        if prepared.actor is not None and prepared.actor_user_id is not None:
+            self._remember_actor(
+                session, connection, prepared.actor, prepared.actor_user_id, prepared.now
+            )
 
     def _write(
         self, connection: Connection, chain: str, entry_at: Callable[..., str]
@@ -203,6 +255,18 @@ class AuditLog:
     def is_actor(self, pseudonym: str, user_id: str) -> bool:
         """Constant-time check that ``pseudonym`` is ``user_id``'s (for data-subject export)."""
         return hmac.compare_digest(self.pseudonym_for(user_id), pseudonym)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A validated event: its chain, actor pseudonym and time, and its entry text given a
+    sequence number."""
+
+    chain: str
+    actor: str | None
+    actor_user_id: str | None
+    now: datetime
+    entry_at: Callable[..., str]
 
 
 class _EventRow(TypedDict):

@@ -210,3 +210,52 @@ def test_an_actor_mapping_lost_to_a_rollback_is_written_again(engine, audit_log)
     with Session(engine) as session:
         for user in ("user-1", "user-2"):
             assert audit_log.resolve_actor(session, audit_log.pseudonym_for(user)) == user
+
+
+def test_a_batch_appends_each_chains_events_in_order_and_skips_only_the_invalid(
+    engine, audit_log, verifier
+):
+    append_many(engine, audit_log, 2)  # the tenant chain already has a head
+    other = "0b4e3c2d-1a2b-4c5d-8e9f-0a1b2c3d4e5f"
+    batch = [
+        event(3),
+        event(1, other),
+        event(4, details={"password": "hunter2"}),  # refused: a secret in the details
+        event(5),
+        event(2, other),
+        event(6, None),
+    ]
+    with Session(engine) as session, session.begin():
+        outcomes = audit_log.append_batch(session, batch)
+
+    assert isinstance(outcomes[2], SecretInAuditDetails)
+    assert [(o.chain, o.seq) for i, o in enumerate(outcomes) if i != 2] == [
+        (TENANT, 3),
+        (other, 1),
+        (TENANT, 4),
+        (other, 2),
+        (SYSTEM_CHAIN, 1),
+    ]
+    # In the order given, gapless, chained on the existing head, and the refused one nowhere.
+    assert [r.request_id for r in _rows(engine)] == ["req-1", "req-2", "req-3", "req-5"]
+    assert [r.request_id for r in _rows(engine, other)] == ["req-1", "req-2"]
+    assert outcomes[3].hash == _rows(engine)[-1].hash
+    assert verifier.verify().ok
+    # A single append after the batch extends the batch's head.
+    assert append_many(engine, audit_log, 1, start=7)[0].seq == 5
+    assert verifier.verify().ok
+
+
+def test_a_rolled_back_batch_leaves_nothing_and_the_next_starts_at_the_real_head(
+    engine, audit_log, verifier
+):
+    append_many(engine, audit_log, 1)
+    with Session(engine) as session, session.begin():
+        assert [o.seq for o in audit_log.append_batch(session, [event(2), event(3)])] == [2, 3]
+        session.rollback()  # the batch's transaction fails after the INSERT
+    assert [r.seq for r in _rows(engine)] == [1]
+    with Session(engine) as session, session.begin():
+        outcomes = audit_log.append_batch(session, [event(4)])
+    assert [o.seq for o in outcomes] == [2]
+    assert [r.request_id for r in _rows(engine)] == ["req-1", "req-4"]
+    assert verifier.verify().ok
