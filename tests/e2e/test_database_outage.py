@@ -25,11 +25,13 @@ from tests.support.identity import CHEAP_ARGON2_ENV
 from tests.support.postgres import ADMIN_DSN
 from tests.support.server import ServerProcess
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+# A server start (up to 90 s on a loaded machine), then phases of up to PHASE_DEADLINE_SECONDS.
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(360)]
 
 PASSWORD = "correct horse battery staple"
 SLOWEST_ANSWER_SECONDS = 5.0  # anything slower during the outage is a hung worker
 RECOVERY_SECONDS = 15
+PHASE_DEADLINE_SECONDS = 60
 
 
 @dataclass
@@ -62,6 +64,20 @@ class Recorder:
             )
         with self.lock:
             self.seen.append(observation)
+
+    def wait_for_answers(self, *, started_after: float, at_least_seconds: float) -> None:
+        """Let the load run at least ``at_least_seconds`` and until some request started after
+        ``started_after`` has been answered: on a loaded CI machine a fixed sleep can end a
+        phase before any of its requests came back, leaving nothing to check."""
+        begun = time.monotonic()
+        deadline = begun + PHASE_DEADLINE_SECONDS
+        while time.monotonic() < deadline:
+            with self.lock:
+                answered = any(o.started > started_after for o in self.seen)
+            if answered and time.monotonic() - begun >= at_least_seconds:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no request answered within {PHASE_DEADLINE_SECONDS}s")
 
 
 def _admin(statement: sql.Composable) -> None:
@@ -150,11 +166,11 @@ def test_a_lost_database_is_a_quick_503_and_the_same_process_recovers(pg_server)
     recorder, stop = Recorder(), threading.Event()
     threads = _load(server, token, stop, recorder)
     try:
-        time.sleep(1.0)
+        recorder.wait_for_answers(started_after=0.0, at_least_seconds=1.0)
         cut_at = time.monotonic()
         _database_down(name)
         down_at = time.monotonic()  # refused and cut from here on
-        time.sleep(2.5)
+        recorder.wait_for_answers(started_after=down_at + 0.2, at_least_seconds=2.5)
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert ready.headers["content-type"] == "application/problem+json"
@@ -162,7 +178,7 @@ def test_a_lost_database_is_a_quick_503_and_the_same_process_recovers(pg_server)
         up_at = time.monotonic()
         _database_up(name)
         recovered_at = _wait_until_serving(server, token)
-        time.sleep(1.0)
+        recorder.wait_for_answers(started_after=recovered_at, at_least_seconds=1.0)
     finally:
         stop.set()
         for thread in threads:

@@ -49,6 +49,10 @@ class Ledger:
     lost: list[str] = field(default_factory=list)  # no answer (a transport error)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def answered_after(self, moment: float) -> bool:
+        with self.lock:
+            return any(started > moment for started, _, _, _ in self.statuses)
+
 
 def _document(marker: str) -> dict[str, object]:
     return {"marker": marker, "payload": marker * 32, "n": len(marker)}
@@ -140,7 +144,14 @@ def test_a_full_disk_refuses_writes_cleanly_loses_nothing_and_recovers(server, t
         time.sleep(1.0)  # let a few more writes meet the full disk
         freed_at = time.monotonic()
         resource.prlimit(pid, resource.RLIMIT_FSIZE, unlimited)
-        time.sleep(2.0)
+        # At least 2 s, and until a write started a second after the space came back has been
+        # answered (a fixed sleep could end first on a loaded machine, leaving none to check).
+        settled = time.monotonic() + 2.0
+        deadline = freed_at + 60
+        while time.monotonic() < deadline and (
+            time.monotonic() < settled or not ledger.answered_after(freed_at + 1.0)
+        ):
+            time.sleep(0.1)
     finally:
         resource.prlimit(pid, resource.RLIMIT_FSIZE, unlimited)
         stop.set()
