@@ -18,7 +18,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
 
 import structlog
 from sqlalchemy import event
@@ -30,6 +32,7 @@ from bastion.detection.counters import Counters, window
 from bastion.detection.errors import CountersUnavailable, SourceBlocked
 from bastion.detection.links import LinkPurpose
 from bastion.identity.guard import Admission, LoginAttempt, SignedIn
+from bastion.identity.types import ClientInfo
 from bastion.kernel.clock import Clock
 from bastion.mail.queue import MailQueue
 from bastion.observability.metrics import LOCKOUTS, LOGINS, SOURCES_BLOCKED
@@ -37,10 +40,20 @@ from bastion.settings import DetectionSettings
 
 log = structlog.get_logger("bastion.detection")
 
+# session.info key: the device a login was admitted from, read with its admission.
+ADMITTED_DEVICE: Final = "bastion.detection.admitted_device"
 BLOCK_FAILURES = "failures"
 BLOCK_STUFFING = "credential_stuffing"
 # A known device's last-seen time moves at most this often (see repository.touch_device).
 DEVICE_TOUCH_INTERVAL = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _AdmittedDevice:
+    user_id: str
+    client: ClientInfo
+    fingerprint: bytes
+    last_seen: datetime | None
 
 
 class SqlLoginGuard:
@@ -85,14 +98,21 @@ class SqlLoginGuard:
             return Admission.OPEN
         now = self._clock.now()
         source = devices.source_of(attempt.client.ip) if attempt.client.ip else None
-        # One read for both, and the same one for an unknown account (its user id is None).
+        fingerprint = self._fingerprint(attempt.user_id or "", attempt.client)
+        # One read for all, and the same one for an unknown account (its user id is None).
         standing = repository.standing(
             session,
             source=source,
             user_id=attempt.user_id,
+            fingerprint=fingerprint,
             now=now,
             password_changed_at=attempt.password_changed_at,
         )
+        if attempt.user_id is not None:
+            # For signed_in, later in this transaction: no second read of the device.
+            session.info[ADMITTED_DEVICE] = _AdmittedDevice(
+                attempt.user_id, attempt.client, fingerprint, standing.device_last_seen
+            )
         if standing.blocked_until is not None:
             LOGINS.labels("blocked").inc()
             left = (standing.blocked_until - now).total_seconds()
@@ -134,11 +154,19 @@ class SqlLoginGuard:
             return
         client = signed_in.client
         now = self._clock.now()
-        fingerprint = devices.fingerprint(
-            self._keys, user_id=signed_in.user_id, user_agent=client.user_agent, ip=client.ip
-        )
-        # The usual case first, in one primary-key read: a device seen before.
-        last_seen = repository.device_last_seen(session, signed_in.user_id, fingerprint)
+        admitted = session.info.pop(ADMITTED_DEVICE, None)
+        if (
+            isinstance(admitted, _AdmittedDevice)
+            and admitted.user_id == signed_in.user_id
+            and admitted.client == client
+        ):
+            # A password or passkey login read the device with its admission (same transaction).
+            fingerprint, last_seen = admitted.fingerprint, admitted.last_seen
+        else:
+            # After a second factor (another transaction): one primary-key read.
+            fingerprint = self._fingerprint(signed_in.user_id, client)
+            last_seen = repository.device_last_seen(session, signed_in.user_id, fingerprint)
+        # The usual case first: a device seen before.
         if last_seen is not None:
             repository.touch_device(
                 session,
@@ -192,6 +220,11 @@ class SqlLoginGuard:
             self._mail.enqueue(session, prepared, now=now)
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _fingerprint(self, user_id: str, client: ClientInfo) -> bytes:
+        return devices.fingerprint(
+            self._keys, user_id=user_id, user_agent=client.user_agent, ip=client.ip
+        )
 
     def _delay(self, failures: int) -> None:
         """Slow a serial guesser down: base * 2^(failures - 2) from the second failure, capped.

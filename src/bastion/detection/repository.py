@@ -78,6 +78,8 @@ class Standing:
     blocked_until: datetime | None
     # The account is locked (``active_lock`` would return a row).
     locked: bool
+    # When the account last signed in from the attempt's device (None: never, or no account).
+    device_last_seen: datetime | None
 
 
 def _by_key(table: Table, column: str, key: str) -> ScalarSelect[Any]:
@@ -88,13 +90,19 @@ def _by_key(table: Table, column: str, key: str) -> ScalarSelect[Any]:
     )
 
 
-# Every login asks both questions: one statement of primary-key reads (Core, built once)
-# instead of two ORM loads. A missing source or account binds NULL, which matches no row.
+_DEVICE_SEEN: Final = select(_DEVICES.c.last_seen_at).where(
+    _DEVICES.c.user_id == bindparam("user_id"),
+    _DEVICES.c.fingerprint == bindparam("fingerprint"),
+)
+
+# Every login asks these three questions: one statement of primary-key reads (Core, built once)
+# instead of three ORM loads. A missing source or account binds NULL, which matches no row.
 _STANDING: Final = select(
     _by_key(_BLOCKS, "blocked_until", "source").label("blocked_until"),
     _by_key(_LOCKS, "locked_at", "user_id").label("locked_at"),
     _by_key(_LOCKS, "locked_until", "user_id").label("locked_until"),
     _by_key(_LOCKS, "released_at", "user_id").label("released_at"),
+    _DEVICE_SEEN.scalar_subquery().label("device_last_seen"),
 )
 
 
@@ -103,12 +111,18 @@ def standing(
     *,
     source: str | None,
     user_id: str | None,
+    fingerprint: bytes,
     now: datetime,
     password_changed_at: datetime | None,
 ) -> Standing:
-    """The block in force on ``source`` and whether ``user_id`` is locked (as ``active_lock``
-    decides), in one round trip."""
-    row = session.connection().execute(_STANDING, {"source": source, "user_id": user_id}).one()
+    """The block in force on ``source``, whether ``user_id`` is locked (as ``active_lock``
+    decides) and when it last signed in from ``fingerprint`` (as ``device_last_seen``), in one
+    round trip."""
+    row = (
+        session.connection()
+        .execute(_STANDING, {"source": source, "user_id": user_id, "fingerprint": fingerprint})
+        .one()
+    )
     blocked = row.blocked_until is not None and as_utc(row.blocked_until) > now
     locked = row.locked_at is not None and _lock_in_force(
         locked_at=row.locked_at,
@@ -117,7 +131,11 @@ def standing(
         now=now,
         password_changed_at=password_changed_at,
     )
-    return Standing(blocked_until=as_utc(row.blocked_until) if blocked else None, locked=locked)
+    return Standing(
+        blocked_until=as_utc(row.blocked_until) if blocked else None,
+        locked=locked,
+        device_last_seen=None if row.device_last_seen is None else as_utc(row.device_last_seen),
+    )
 
 
 def lock(
@@ -211,10 +229,6 @@ def has_devices(session: Session, user_id: str) -> bool:
     return bool(session.scalar(select(exists().where(KnownDevice.user_id == user_id))))
 
 
-_DEVICE_SEEN: Final = select(_DEVICES.c.last_seen_at).where(
-    _DEVICES.c.user_id == bindparam("user_id"),
-    _DEVICES.c.fingerprint == bindparam("fingerprint"),
-)
 _TOUCH_DEVICE: Final = (
     update(_DEVICES)
     .where(

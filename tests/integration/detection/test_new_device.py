@@ -1,12 +1,14 @@
 """New device or network: an e-mail with a "this wasn't me" link that revokes everything."""
 
+import pyotp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bastion.alerts.models import SecurityEventRow
 from bastion.detection import LinkInvalid
 from bastion.detection.models import KnownDevice
 from bastion.identity import ClientInfo, InvalidCredentials, NotAuthenticated
+from bastion.identity.errors import MfaRequired
 from bastion.kernel.clock import as_utc
 from tests.integration.detection.conftest import ALICE, PASSWORD
 from tests.support.identity import last_token, read_mails
@@ -52,6 +54,26 @@ def test_a_known_device_s_last_seen_time_moves_at_most_daily(rig):
     rig.login(EMAIL, PASSWORD)
     assert _last_seen(rig, user_id) == rig.clock.now()
     assert _sign_in_mails(rig) == []
+
+
+def test_a_password_login_reads_its_device_with_its_admission(rig, engine):
+    rig.signup(EMAIL)
+    rig.login(EMAIL, PASSWORD)
+    statements = []
+
+    def seen(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        rig.login(EMAIL, PASSWORD, SAME_NETWORK)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    device_reads = [s for s in statements if "known_devices" in s]
+    # One statement answers block, lock and device; nothing reads the device again.
+    assert len(device_reads) == 1
+    assert "blocked_sources" in device_reads[0]
+    assert "login_lockouts" in device_reads[0]
 
 
 def test_a_new_device_is_mailed_once_and_stored_only_as_a_mac(rig):
@@ -108,3 +130,38 @@ def test_a_report_token_is_not_an_unlock_token(rig):
     token = last_token(rig.mail_dir, to=EMAIL, subject_contains="New sign-in")
     with pytest.raises(LinkInvalid), rig.uow.begin() as session:
         rig.detection.unlock(session, token=token, client=ALICE)
+
+
+def _mfa_login(rig, client, secret):
+    with rig.uow.begin() as session:
+        try:
+            rig.identity.login(session, email=EMAIL, password=PASSWORD, client=client)
+        except MfaRequired as required:
+            session.commit()  # an audited refusal, as the edge does
+            token = required.details["mfa_token"]
+        else:
+            raise AssertionError("login did not ask for a second factor")
+    code = pyotp.TOTP(secret).at(int(rig.clock.now().timestamp()))
+    with rig.uow.begin() as session:
+        rig.identity.complete_mfa(session, mfa_token=token, code=code, client=client)
+
+
+def test_a_second_factor_login_from_a_new_device_is_mailed_once(rig):
+    rig.signup(EMAIL)
+    issued = rig.login(EMAIL, PASSWORD)
+    with rig.uow.begin() as session:
+        principal = rig.identity.authenticate(session, token=issued.token, via_cookie=False)
+        secret = rig.identity.begin_totp(session, principal=principal, client=ALICE).secret
+    rig.advance(seconds=30)
+    code = pyotp.TOTP(secret).at(int(rig.clock.now().timestamp()))
+    with rig.uow.begin() as session:
+        rig.identity.confirm_totp(session, principal=principal, code=code, client=ALICE)
+    rig.advance(seconds=30)
+    _mfa_login(rig, ALICE, secret)  # known device: nothing
+    assert _sign_in_mails(rig) == []
+    rig.advance(seconds=30)
+    _mfa_login(rig, PHONE, secret)
+    rig.advance(seconds=30)
+    _mfa_login(rig, PHONE, secret)
+    (mail,) = _sign_in_mails(rig)
+    assert "safari/ios" in mail.get_content()
