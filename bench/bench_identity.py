@@ -16,6 +16,8 @@ adds to a request.
 - CPU: the server's CPU time per login (from /proc) against argon2's CPU time per verification
   in the ceiling processes. This moves far less with other load than requests/s do: with both
   cores busy, logins/s can be at most (argon2 CPU) / (server CPU per login) of the ceiling.
+  The event-loop thread's share (TLS, HTTP, middleware, routing) is printed apart from the
+  worker threads' (argon2, the login's queries, the commit).
 - Enumeration timing (sequential, one client, requests alternating): a wrong password for a
   real account against an unknown address at login (both 401), and a forgotten-password request
   for a real address against an unknown one (both 202). Target ratio ~1.0.
@@ -127,6 +129,19 @@ def argon2_ceiling(processes: int = CLIENTS, seconds: float = RUN_SECONDS) -> Ce
 class LoginRun:
     per_second: float
     server_cpu_ms_per_login: float
+    # Of which the event-loop thread (TLS, HTTP parsing, middleware, routing); the rest is the
+    # worker threads (argon2, the login itself, the commit).
+    loop_cpu_ms_per_login: float
+
+
+def loop_cpu_seconds(pid: int) -> float:
+    """User+system CPU time of the main thread of ``pid`` (uvicorn's event loop), Linux only."""
+    try:
+        stat = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wrk_logins(url: str, seconds: float, script: Path) -> tuple[int, float]:
@@ -225,10 +240,15 @@ def login_load(server: ServerProcess, workdir: Path) -> tuple[LoginLoad, str]:
 
 
 def measure_logins(load: LoginLoad, pid: int, seconds: float = RUN_SECONDS) -> LoginRun:
-    cpu_before = cpu_seconds(pid)
+    cpu_before, loop_before = cpu_seconds(pid), loop_cpu_seconds(pid)
     done, elapsed = load(seconds)
     cpu = cpu_seconds(pid) - cpu_before
-    return LoginRun(per_second=done / elapsed, server_cpu_ms_per_login=cpu / max(done, 1) * 1000)
+    loop = loop_cpu_seconds(pid) - loop_before
+    return LoginRun(
+        per_second=done / elapsed,
+        server_cpu_ms_per_login=cpu / max(done, 1) * 1000,
+        loop_cpu_ms_per_login=loop / max(done, 1) * 1000,
+    )
 
 
 # -- latency ----------------------------------------------------------------------------------
@@ -347,6 +367,14 @@ def main() -> None:
             "ms",
         ),
         note="the bound on the ratio above when both cores are busy",
+    )
+    print_figure(
+        Figure(
+            "  of which the event-loop thread (TLS, HTTP, middleware)",
+            statistics.median(r.loop_cpu_ms_per_login for r in runs),
+            "ms",
+        ),
+        note="the rest runs in worker threads: argon2, the login, the commit",
     )
     print_ratio(
         Figure("login, real address + wrong password, median", login_known, "ms"),
