@@ -107,10 +107,18 @@ def parse_object(body: bytes, *, what: str = "The request body") -> JsonObject:
     return document
 
 
+# Every byte but the four brackets: ``bytes.translate`` deletes them at C speed.
+_NOT_BRACKETS: Final = bytes(byte for byte in range(256) if byte not in b"[]{}")
+
+
 def _too_deep(body: bytes) -> bool:
     # Brackets inside strings count too: an over-estimate that only refuses absurd documents.
+    # Nesting cannot exceed the number of opening brackets, so most documents need no walk;
+    # the others walk their brackets only, not every byte (a 256 KiB body took ~10 ms).
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return False
     depth = 0
-    for byte in body:
+    for byte in body.translate(None, _NOT_BRACKETS):
         if byte in (0x5B, 0x7B):
             depth += 1
             if depth > MAX_DEPTH:

@@ -100,3 +100,23 @@ def test_indexable_values_and_etags():
     assert version_from_etag(etag_for(7)) == 7
     for foreign in ('W/"v7"', '"7"', "v7", '"v"', '"v-1"', '"v' + "9" * 30 + '"', '"v٣"'):
         assert version_from_etag(foreign) is None
+
+
+def test_nesting_is_limited_to_max_depth_levels_of_brackets():
+    from bastion.records.documents import MAX_DEPTH
+
+    def nested(levels: int) -> bytes:
+        return b'{"a":' * (levels - 1) + b'{"a":1' + b"}" * levels
+
+    assert parse_object(nested(MAX_DEPTH))["a"]
+    with pytest.raises(MalformedDocument, match="deeper than"):
+        parse_object(nested(MAX_DEPTH + 1))
+    with pytest.raises(MalformedDocument, match="deeper than"):
+        parse_object(b'{"a":' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"}")
+    # Many containers side by side are not deep: only nesting counts.
+    flat = b'{"items":[' + b",".join(b'{"n":[1]}' for _ in range(500)) + b"]}"
+    assert len(parse_object(flat)["items"]) == 500
+    # Brackets inside strings count too (a documented over-estimate), whatever surrounds them.
+    with pytest.raises(MalformedDocument, match="deeper than"):
+        parse_object(b'{"s":"' + b"[" * (MAX_DEPTH + 1) + b'"}')
+    assert parse_object(b'{"s":"' + b"][" * 200 + b'"}')["s"]
