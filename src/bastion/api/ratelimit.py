@@ -17,6 +17,7 @@ full outage while the logins (the brute-force target) stay protected.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import math
@@ -27,6 +28,7 @@ from typing import Final
 import anyio
 import structlog
 from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage as AsyncMemoryStorage
 from limits.aio.storage import Storage
 from limits.aio.strategies import (
     MovingWindowRateLimiter,
@@ -43,6 +45,7 @@ from bastion.alerts import SecurityEvent, Severity
 from bastion.api.deps import SESSION_COOKIE
 from bastion.api.problems import problem_response
 from bastion.bootstrap import Container
+from bastion.detection.counters import SWEEP_INTERVAL_SECONDS
 from bastion.identity.first_operator import BOOTSTRAP_PATH
 from bastion.observability.metrics import RATE_LIMITED
 from bastion.settings import RateLimitSettings
@@ -94,11 +97,38 @@ def credential_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None if cookie is None else hashlib.sha256(cookie.encode()).hexdigest()[:32]
 
 
+class SweptMemory(AsyncMemoryStorage):
+    """``limits``' asynchronous in-process storage, sweeping expired windows at most once per
+    ``SWEEP_INTERVAL_SECONDS`` instead of after nearly every counter write.
+
+    ``MemoryStorage`` starts a sweep task whenever the previous one has finished, and a sweep
+    walks every key it holds: with 10,000 clients counted in the last minute each request paid
+    ~1.5 ms of CPU for it (against ~30 µs with ten), so many source addresses alone could make
+    the rate limiter the bottleneck. Reads already ignore expired windows; the sweep only frees
+    memory, so once a second is plenty. The counting itself is ``MemoryStorage``'s, unchanged
+    (detection's ``ProcessMemory`` does the same for the synchronous storage).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next_sweep = time.monotonic() + SWEEP_INTERVAL_SECONDS
+
+    # Replaces MemoryStorage's private scheduling hook (name-mangled there); a unit test fails
+    # if sweeps follow writes again.
+    async def _MemoryStorage__schedule_expiry(self) -> None:  # noqa: N802 - the mangled name
+        now = time.monotonic()
+        if now < self._next_sweep or (self.timer is not None and not self.timer.done()):
+            return
+        self._next_sweep = now + SWEEP_INTERVAL_SECONDS
+        sweep = getattr(self, "_MemoryStorage__expire_events")  # noqa: B009 - mangled name
+        self.timer = asyncio.create_task(sweep())
+
+
 def async_storage(settings: RateLimitSettings) -> Storage:
     """The asynchronous twin of detection's counter storage (same URL, same keys)."""
     url = settings.storage_url.get_secret_value() if settings.storage_url else "memory://"
     if url.startswith("memory://"):
-        storage = storage_from_string("async+memory://")
+        storage: object = SweptMemory()
     else:
         storage = storage_from_string(
             "async+" + url,
